@@ -1,0 +1,183 @@
+#Requires -Version 7.4
+<#
+.SYNOPSIS
+    Builds, stages, tests, benchmarks and packages the EnvelopeKms module.
+
+.DESCRIPTION
+    One entry point with named tasks (the PSToml/PSOpenAD layout):
+
+      Build    compile the solution and stage the module folder under out/EnvelopeKms
+      Test     Build, then run every suite (xunit, Node.js interop, Pester) and print
+               one totals line: "Tests: N passed, N failed"
+      Demo     Build, then run the whole envelope flow on the local KMS server
+      Bench    Build, then run the benchmark against its peers (see docs/performance.md)
+      Package  Build, then produce the .nupkg a Gallery publish would upload
+
+.EXAMPLE
+    dotnet tool restore; dotnet pwsh ./build.ps1 -Task Test
+#>
+[CmdletBinding()]
+param(
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Package')]
+    [string[]] $Task = 'Build',
+
+    [ValidateSet('Debug', 'Release')]
+    [string] $Configuration = 'Release',
+
+    # Bench only: run the short form (small sizes, seconds) that the test suite uses.
+    [switch] $Short
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+
+$RepoRoot = $PSScriptRoot
+$OutRoot = Join-Path $RepoRoot 'out'
+$StagedModule = Join-Path $OutRoot 'EnvelopeKms'
+$TestResults = Join-Path $OutRoot 'TestResults'
+
+function Invoke-Native {
+    # Runs a native command and fails the build when it fails.
+    param([string] $FilePath, [string[]] $ArgumentList, [string] $WorkingDirectory = $RepoRoot)
+    Push-Location $WorkingDirectory
+    try {
+        & $FilePath @ArgumentList
+        if ($LASTEXITCODE -ne 0) { throw "$FilePath $($ArgumentList -join ' ') exited with $LASTEXITCODE" }
+    }
+    finally { Pop-Location }
+}
+
+function Invoke-Build {
+    Write-Host "== Build ($Configuration)" -ForegroundColor Cyan
+    Invoke-Native dotnet @('build', (Join-Path $RepoRoot 'EnvelopePS.sln'), '-c', $Configuration, '--nologo', '-v', 'quiet', '-clp:ErrorsOnly')
+
+    # Stage the module folder: manifest, hand-written module files, help, and the assemblies.
+    if (Test-Path $StagedModule) { Remove-Item $StagedModule -Recurse -Force }
+    $null = New-Item -ItemType Directory -Path $StagedModule
+    $psBin = Join-Path $RepoRoot "src/EnvelopeKms.PowerShell/bin/$Configuration/net8.0"
+    $binDir = New-Item -ItemType Directory -Path (Join-Path $StagedModule 'bin')
+    foreach ($file in Get-ChildItem -LiteralPath $psBin -File) {
+        if ($file.Extension -in '.dll', '.pdb' -and $file.Name -notlike 'System.Management.Automation*') {
+            Copy-Item -LiteralPath $file.FullName -Destination $binDir
+        }
+    }
+    Copy-Item -LiteralPath (Join-Path $RepoRoot 'EnvelopeKms.psd1') -Destination $StagedModule
+    $moduleSource = Join-Path $RepoRoot 'module'
+    if (Test-Path $moduleSource) {
+        Get-ChildItem -LiteralPath $moduleSource | Copy-Item -Destination $StagedModule -Recurse
+    }
+    $helpScript = Join-Path $RepoRoot 'tools/New-MamlHelp.ps1'
+    if (Test-Path $helpScript) {
+        & $helpScript -SourcePath (Join-Path $RepoRoot 'docs/en-US') -OutputPath (Join-Path $StagedModule 'en-US')
+    }
+    # The local KMS server ships beside the module so a new user can run everything on one machine.
+    $serverBin = Join-Path $RepoRoot "src/EnvelopeKms.Server/bin/$Configuration/net10.0"
+    $serverDir = Join-Path $OutRoot 'server'
+    if (Test-Path $serverDir) { Remove-Item $serverDir -Recurse -Force }
+    Copy-Item -LiteralPath $serverBin -Destination $serverDir -Recurse
+    Write-Host "   staged $StagedModule"
+}
+
+function Get-TrxCount {
+    param([string] $Path)
+    [xml] $trx = Get-Content -LiteralPath $Path -Raw
+    $counters = $trx.TestRun.ResultSummary.Counters
+    [pscustomobject]@{
+        Passed = [int] $counters.passed
+        Failed = [int] $counters.failed + [int] $counters.error + [int] $counters.timeout + [int] $counters.aborted
+    }
+}
+
+function Invoke-Test {
+    $totals = [ordered]@{ Passed = 0; Failed = 0 }
+    $suiteFailures = [System.Collections.Generic.List[string]]::new()
+    if (Test-Path $TestResults) { Remove-Item $TestResults -Recurse -Force }
+    $null = New-Item -ItemType Directory -Path $TestResults
+
+    # 1. xunit: the core and the server.
+    foreach ($project in Get-ChildItem -Path (Join-Path $RepoRoot 'tests') -Filter '*.Tests.csproj' -Recurse) {
+        $name = $project.BaseName
+        Write-Host "== xunit: $name" -ForegroundColor Cyan
+        $trxName = "$name.trx"
+        & dotnet test $project.FullName -c $Configuration --no-build --nologo `
+            --logger "trx;LogFileName=$trxName" --logger 'console;verbosity=minimal' --results-directory $TestResults
+        $trxPath = Join-Path $TestResults $trxName
+        if (Test-Path $trxPath) {
+            $count = Get-TrxCount $trxPath
+            $totals.Passed += $count.Passed; $totals.Failed += $count.Failed
+            Write-Host "   $name`: $($count.Passed) passed, $($count.Failed) failed"
+        }
+        else {
+            $suiteFailures.Add($name); $totals.Failed++
+        }
+    }
+
+    # 2. Node.js: the independent format implementation and the official Alibaba Cloud SDKs.
+    $interop = Join-Path $RepoRoot 'tests/interop'
+    if (Test-Path (Join-Path $interop 'package.json')) {
+        Write-Host '== node: tests/interop' -ForegroundColor Cyan
+        if (-not (Test-Path (Join-Path $interop 'node_modules'))) {
+            Invoke-Native npm @('ci', '--no-audit', '--no-fund', '--loglevel=error') $interop
+        }
+        $env:ENVELOPEKMS_REPO = $RepoRoot
+        $env:ENVELOPEKMS_CONFIGURATION = $Configuration
+        $testFiles = @(Get-ChildItem -LiteralPath $interop -Filter '*.test.mjs' | ForEach-Object FullName)
+        $tap = & node --test --test-reporter=tap @testFiles 2>&1
+        $tap | ForEach-Object { "$_" } | Where-Object { $_ -match '^\s*(not ok|# (pass|fail|tests))' -or $_ -match '^\s+(error|message|expected|actual):' } | Write-Host
+        $pass = ($tap | Where-Object { "$_" -match '^# pass (\d+)' } | Select-Object -Last 1) -replace '^# pass ', ''
+        $fail = ($tap | Where-Object { "$_" -match '^# fail (\d+)' } | Select-Object -Last 1) -replace '^# fail ', ''
+        if ($null -eq $pass -or $pass -eq '') { $suiteFailures.Add('node'); $totals.Failed++ }
+        else {
+            $totals.Passed += [int] $pass; $totals.Failed += [int] $fail
+            Write-Host "   node: $pass passed, $fail failed"
+        }
+    }
+
+    # 3. Pester: the module as users run it, in a fresh pwsh importing the staged module.
+    $pesterTests = Join-Path $RepoRoot 'tests/pester'
+    if (Get-ChildItem -LiteralPath $pesterTests -Filter '*.Tests.ps1' -ErrorAction SilentlyContinue) {
+        Write-Host '== pester: tests/pester' -ForegroundColor Cyan
+        Invoke-Native dotnet @('restore', (Join-Path $RepoRoot 'tests/tools/TestTools.csproj'), '--nologo', '-v', 'quiet')
+        $pester = Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages/pester/5.7.1/tools/Pester.psd1'
+        if ($env:NUGET_PACKAGES) { $pester = Join-Path $env:NUGET_PACKAGES 'pester/5.7.1/tools/Pester.psd1' }
+        $resultFile = Join-Path $TestResults 'pester.xml'
+        $runner = @"
+`$ErrorActionPreference = 'Stop'
+Import-Module '$pester'
+`$config = New-PesterConfiguration
+`$config.Run.Path = '$pesterTests'
+`$config.Run.PassThru = `$true
+`$config.Output.Verbosity = 'Normal'
+`$config.TestResult.Enabled = `$true
+`$config.TestResult.OutputFormat = 'NUnitXml'
+`$config.TestResult.OutputPath = '$resultFile'
+`$r = Invoke-Pester -Configuration `$config
+"PESTER-TOTALS `$(`$r.PassedCount) `$(`$r.FailedCount + `$r.FailedBlocksCount + `$r.FailedContainersCount)"
+"@
+        $env:ENVELOPEKMS_MODULE = $StagedModule
+        $env:ENVELOPEKMS_SERVER = Join-Path $OutRoot 'server/EnvelopeKms.Server.dll'
+        $pwshOut = & dotnet pwsh -NoProfile -NonInteractive -Command $runner 2>&1
+        $pwshOut | ForEach-Object { "$_" } | Where-Object { $_ -notmatch '^PESTER-TOTALS' } | Write-Host
+        $line = $pwshOut | ForEach-Object { "$_" } | Where-Object { $_ -match '^PESTER-TOTALS' } | Select-Object -Last 1
+        if ($line) {
+            $parts = $line -split ' '
+            $totals.Passed += [int] $parts[1]; $totals.Failed += [int] $parts[2]
+            Write-Host "   pester: $($parts[1]) passed, $($parts[2]) failed"
+        }
+        else { $suiteFailures.Add('pester'); $totals.Failed++ }
+    }
+
+    if ($suiteFailures.Count) { Write-Host "Suites that did not report results: $($suiteFailures -join ', ')" -ForegroundColor Red }
+    Write-Host "Tests: $($totals.Passed) passed, $($totals.Failed) failed"
+    if ($totals.Failed -gt 0) { exit 1 }
+}
+
+foreach ($t in $Task) {
+    switch ($t) {
+        'Build' { Invoke-Build }
+        'Test' { Invoke-Build; Invoke-Test }
+        'Demo' { Invoke-Build; & (Join-Path $RepoRoot 'tools/Demo.ps1') -ModulePath $StagedModule -ServerPath (Join-Path $OutRoot 'server/EnvelopeKms.Server.dll') }
+        'Bench' { Invoke-Build; & (Join-Path $RepoRoot 'tools/Bench.ps1') -RepoRoot $RepoRoot -ModulePath $StagedModule -ServerPath (Join-Path $OutRoot 'server/EnvelopeKms.Server.dll') -Short:$Short }
+        'Package' { Invoke-Build; & (Join-Path $RepoRoot 'tools/New-Package.ps1') -ModulePath $StagedModule -OutputPath $OutRoot }
+    }
+}
