@@ -1,0 +1,62 @@
+using System.Security.Cryptography;
+
+namespace EnvelopeKms.Keys;
+
+/// <summary>
+/// A plaintext data key and the KMS-wrapped copies of it. The plaintext lives only in a pinned byte array
+/// (so the GC never leaves a moved copy behind) that <see cref="Dispose"/> wipes.
+/// </summary>
+public sealed class DataKey : IDisposable
+{
+    /// <summary>Length of every data key this format uses (AES-256).</summary>
+    public const int KeyLength = 32;
+
+    private readonly byte[] _plaintext;
+    private bool _disposed;
+
+    /// <summary>Copies <paramref name="plaintext"/> into a pinned buffer; the caller wipes its own copy.</summary>
+    public DataKey(ReadOnlySpan<byte> plaintext, IReadOnlyList<WrappedDataKey> wrappedKeys, string? keyId = null)
+    {
+        if (plaintext.Length != KeyLength)
+        {
+            throw new KeyProviderException(KeyProviderError.InvalidDataKey,
+                $"The data key must be {KeyLength} bytes; the key provider returned {plaintext.Length}.");
+        }
+        _plaintext = GC.AllocateArray<byte>(KeyLength, pinned: true);
+        plaintext.CopyTo(_plaintext);
+        WrappedKeys = wrappedKeys ?? throw new ArgumentNullException(nameof(wrappedKeys));
+        KeyId = keyId;
+    }
+
+    /// <summary>The wrapped copies, in the order they are written to the file header.</summary>
+    public IReadOnlyList<WrappedDataKey> WrappedKeys { get; }
+
+    /// <summary>The KMS key that produced or unwrapped this data key, as KMS reported it.</summary>
+    public string? KeyId { get; }
+
+    /// <summary>The entry that was unwrapped to get this key (decryption only).</summary>
+    public WrappedDataKey? UnwrappedFrom { get; init; }
+
+    /// <summary>The plaintext key bytes. Valid only until <see cref="Dispose"/>.</summary>
+    public ReadOnlySpan<byte> Plaintext
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _plaintext;
+        }
+    }
+
+    /// <summary>True once the plaintext has been wiped.</summary>
+    public bool IsDisposed => _disposed;
+
+    /// <summary>Test hook: the raw buffer, to prove it is zero after disposal.</summary>
+    internal byte[] BufferForTests => _plaintext;
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        CryptographicOperations.ZeroMemory(_plaintext);
+        _disposed = true;
+    }
+}
