@@ -1,0 +1,174 @@
+using EnvelopeKms.Format;
+using EnvelopeKms.Keys;
+
+namespace EnvelopeKms.Files;
+
+/// <summary>The destination exists and overwriting was not asked for.</summary>
+public sealed class DestinationExistsException(string path)
+    : IOException($"The destination '{path}' already exists. Use -Force to overwrite it.")
+{
+    public string Path { get; } = path;
+}
+
+/// <summary>Result of writing one output file. <see cref="Header"/> is null for the legacy format.</summary>
+public sealed record EnvelopeFileResult(string Source, string Destination, EnvelopeHeader? Header, long PlaintextLength, long OutputLength, string? KeyId);
+
+/// <summary>
+/// File-to-file encryption and decryption that never exposes a partial or unauthenticated output: the output is
+/// written to an owner-only temp file beside the destination, flushed, and renamed into place only after the last
+/// frame has been written (encrypt) or authenticated (decrypt). On any failure or cancellation the temp file is
+/// deleted and the destination is left as it was. Sources are only ever opened for reading.
+/// </summary>
+public static class EnvelopeFileOperations
+{
+    /// <summary>Temp files carry this suffix so leftovers from a killed process are recognisable.</summary>
+    public const string TempSuffix = ".ekms-tmp";
+
+    public static async Task<EnvelopeFileResult> EncryptFileAsync(string source, string destination, DataKey dataKey, EncryptionContext context,
+        bool overwrite = false, EnvelopeEncryptOptions? options = null, ProgressCounter? progress = null, CancellationToken cancellationToken = default)
+    {
+        (source, destination) = CheckPaths(source, destination, overwrite);
+        await using var input = OpenSource(source);
+        EnvelopeHeader? header = null;
+        long inputLength = input.Length;
+        long outputLength = await WriteAtomicallyAsync(source, destination, overwrite, async output =>
+        {
+            header = await Envelope.EncryptAsync(input, output, dataKey, context, options, progress, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+        return new EnvelopeFileResult(source, destination, header!, inputLength, outputLength, dataKey.KeyId);
+    }
+
+    public static async Task<EnvelopeFileResult> DecryptFileAsync(string source, string destination, IDataKeyProvider keyProvider,
+        bool overwrite = false, EnvelopeDecryptOptions? options = null, ProgressCounter? progress = null, CancellationToken cancellationToken = default)
+    {
+        options ??= EnvelopeDecryptOptions.Default;
+        (source, destination) = CheckPaths(source, destination, overwrite);
+        await using var input = OpenSource(source);
+        // Everything that can fail without writing (header, context, KMS) happens before the temp file exists.
+        var header = await EnvelopeHeader.ReadAsync(input, options.Limits, cancellationToken).ConfigureAwait(false);
+        Envelope.CheckRequiredContext(header, options.RequiredContext);
+        using var dataKey = await Envelope.UnwrapAsync(header, keyProvider, cancellationToken).ConfigureAwait(false);
+        EnvelopeDecryptResult? result = null;
+        long outputLength = await WriteAtomicallyAsync(source, destination, overwrite, async output =>
+        {
+            result = await Envelope.DecryptBodyAsync(header, input, output, dataKey, options, progress, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+        return new EnvelopeFileResult(source, destination, header, result!.PlaintextLength, outputLength, result.KeyId);
+    }
+
+    /// <summary>Authenticates a whole file without writing plaintext anywhere.</summary>
+    public static async Task<EnvelopeDecryptResult> VerifyFileAsync(string path, IDataKeyProvider keyProvider, EnvelopeDecryptOptions? options = null,
+        ProgressCounter? progress = null, CancellationToken cancellationToken = default)
+    {
+        await using var input = OpenSource(Path.GetFullPath(path));
+        return await Envelope.DecryptAsync(input, Stream.Null, keyProvider, options, progress, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Authenticates a file just written, with the data key still in hand (no KMS call).</summary>
+    public static async Task VerifyFileAsync(string path, DataKey dataKey, CancellationToken cancellationToken = default)
+    {
+        await using var input = OpenSource(Path.GetFullPath(path));
+        var header = await EnvelopeHeader.ReadAsync(input, EnvelopeReadLimits.Default, cancellationToken).ConfigureAwait(false);
+        await Envelope.DecryptBodyAsync(header, input, Stream.Null, dataKey, null, null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Reads only the header: no key, no KMS call.</summary>
+    public static async Task<EnvelopeHeader> ReadHeaderAsync(string path, EnvelopeReadLimits? limits = null, CancellationToken cancellationToken = default)
+    {
+        await using var input = OpenSource(Path.GetFullPath(path));
+        return await EnvelopeHeader.ReadAsync(input, limits, cancellationToken).ConfigureAwait(false);
+    }
+
+    internal static FileStream OpenSource(string path) => new(path, new FileStreamOptions
+    {
+        Mode = FileMode.Open,
+        Access = FileAccess.Read,
+        Share = FileShare.Read,
+        Options = FileOptions.Asynchronous | FileOptions.SequentialScan,
+        BufferSize = 0, // the frame processor reads whole batches; a second buffer would only copy
+    });
+
+    private static (string Source, string Destination) CheckPaths(string source, string destination, bool overwrite)
+    {
+        source = Path.GetFullPath(source);
+        destination = Path.GetFullPath(destination);
+        if (string.Equals(source, destination, OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase))
+            throw new IOException($"The destination '{destination}' is the source file itself.");
+        if (Directory.Exists(destination))
+            throw new IOException($"The destination '{destination}' is a directory.");
+        if (!overwrite && (File.Exists(destination) || IsSymbolicLink(destination)))
+            throw new DestinationExistsException(destination);
+        return (source, destination);
+    }
+
+    private static bool IsSymbolicLink(string path)
+    {
+        try { return new FileInfo(path).LinkTarget is not null; }
+        catch (IOException) { return false; }
+    }
+
+    /// <summary>Creates the temp path for <paramref name="destination"/>: hidden, beside it, recognisable, unique.</summary>
+    public static string GetTempPath(string destination)
+    {
+        string directory = Path.GetDirectoryName(destination)!;
+        string name = Path.GetFileName(destination);
+        if (name.Length > 180) name = name[..180]; // keep within NAME_MAX with the suffix and random part
+        return Path.Combine(directory, $".{name}.{Guid.NewGuid():N}{TempSuffix}");
+    }
+
+    /// <summary>Checks the paths, then writes through <paramref name="write"/> to a temp file renamed into place on success.</summary>
+    internal static Task<long> WriteFileAtomicallyAsync(string source, string destination, bool overwrite, Func<FileStream, Task> write, CancellationToken cancellationToken)
+    {
+        (source, destination) = CheckPaths(source, destination, overwrite);
+        return WriteAtomicallyAsync(source, destination, overwrite, write, cancellationToken);
+    }
+
+    private static async Task<long> WriteAtomicallyAsync(string source, string destination, bool overwrite, Func<FileStream, Task> write, CancellationToken cancellationToken)
+    {
+        string temp = GetTempPath(destination);
+        var options = new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew, // never follows or reuses an existing name
+            Access = FileAccess.Write,
+            Share = FileShare.None,
+            Options = FileOptions.Asynchronous,
+            BufferSize = 0,
+        };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        bool moved = false;
+        try
+        {
+            long length;
+            await using (var output = new FileStream(temp, options))
+            {
+                await write(output).ConfigureAwait(false);
+                cancellationToken.ThrowIfCancellationRequested();
+                output.Flush(flushToDisk: true);
+                length = output.Length;
+            }
+            if (!OperatingSystem.IsWindows())
+            {
+                // The output is no looser than the source: the source's mode, owner-only bits kept.
+                var mode = File.GetUnixFileMode(source) & (UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
+                File.SetUnixFileMode(temp, mode | UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+            try
+            {
+                File.Move(temp, destination, overwrite);
+            }
+            catch (IOException) when (!overwrite && File.Exists(destination))
+            {
+                throw new DestinationExistsException(destination);
+            }
+            moved = true;
+            return length;
+        }
+        finally
+        {
+            if (!moved)
+            {
+                try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            }
+        }
+    }
+}

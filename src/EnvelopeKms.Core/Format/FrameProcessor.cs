@@ -1,0 +1,243 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using EnvelopeKms.Crypto;
+
+namespace EnvelopeKms.Format;
+
+/// <summary>Counts bytes processed so a caller on another thread (the PowerShell pipeline) can report progress.</summary>
+public sealed class ProgressCounter
+{
+    private long _bytes;
+    public long Bytes => Interlocked.Read(ref _bytes);
+    internal void Add(long n) => Interlocked.Add(ref _bytes, n);
+}
+
+/// <summary>
+/// Streams frames through AES-GCM with reading, crypto and writing overlapped: while batch b is being encrypted
+/// or decrypted (split across cores), batch b+1 is being read and batch b−1 written. Buffers come from the shared
+/// pool and are reused for every batch, so the per-frame loop allocates nothing.
+/// </summary>
+internal sealed class FrameProcessor : IDisposable
+{
+    private const int SlotCount = 3;
+    private const int TargetBatchBytes = 1 << 20;
+
+    private readonly bool _encrypt;
+    private readonly int _frameLength;
+    private readonly int _framesPerBatch;
+    private readonly IFrameCipher[] _ciphers;
+    private readonly byte[] _messageId;
+    private readonly Slot[] _slots;
+
+    public FrameProcessor(bool encrypt, ReadOnlySpan<byte> fileKey, ReadOnlySpan<byte> messageId, int frameLength, long? expectedInputLength, int parallelism)
+    {
+        _encrypt = encrypt;
+        _frameLength = frameLength;
+        _messageId = messageId.ToArray();
+        int framesPerBatch = Math.Max(1, TargetBatchBytes / frameLength);
+        if (expectedInputLength is long known)
+        {
+            // Small inputs (the many-small-files case) get buffers sized to the file, not to a full batch.
+            long frames = known / (encrypt ? frameLength : frameLength + EnvelopeFormat.TagSize) + 1;
+            framesPerBatch = (int)Math.Min(framesPerBatch, frames);
+        }
+        _framesPerBatch = framesPerBatch;
+        int workers = Math.Clamp(parallelism, 1, Math.Max(1, framesPerBatch));
+        _ciphers = new IFrameCipher[workers];
+        for (int i = 0; i < workers; i++) _ciphers[i] = FrameCipher.Create(fileKey);
+
+        int plainBytes = framesPerBatch * frameLength;
+        int sealedBytes = framesPerBatch * (frameLength + EnvelopeFormat.TagSize);
+        _slots = new Slot[SlotCount];
+        for (int i = 0; i < SlotCount; i++)
+        {
+            _slots[i] = new Slot(
+                ArrayPool<byte>.Shared.Rent(encrypt ? plainBytes : sealedBytes),
+                ArrayPool<byte>.Shared.Rent(encrypt ? sealedBytes : plainBytes));
+        }
+    }
+
+    private sealed class Slot(byte[] input, byte[] output)
+    {
+        public readonly byte[] Input = input;
+        public readonly byte[] Output = output;
+        public int OutputLength;
+        public Task PendingWrite = Task.CompletedTask;
+    }
+
+    /// <summary>Processes the whole body; returns the plaintext byte count.</summary>
+    public async Task<long> RunAsync(Stream input, Stream output, ProgressCounter? progress, CancellationToken cancellationToken)
+    {
+        int inputBatch = _framesPerBatch * (_encrypt ? _frameLength : _frameLength + EnvelopeFormat.TagSize);
+        long nextIndex = 1;
+        long plaintextBytes = 0;
+        Task writeChain = Task.CompletedTask;
+        Task<int> readTask = FillAsync(input, _slots[0].Input, inputBatch, cancellationToken);
+        try
+        {
+            for (long batch = 0; ; batch++)
+            {
+                var slot = _slots[batch % _slots.Length];
+                int read = await readTask.ConfigureAwait(false);
+                cancellationToken.ThrowIfCancellationRequested();
+                bool last = read < inputBatch;
+                if (!last)
+                {
+                    var next = _slots[(batch + 1) % _slots.Length];
+                    await next.PendingWrite.ConfigureAwait(false);
+                    readTask = FillAsync(input, next.Input, inputBatch, cancellationToken);
+                }
+                int frames = ProcessBatch(slot, read, last, nextIndex, out long batchPlaintext);
+                nextIndex += frames;
+                plaintextBytes += batchPlaintext;
+                writeChain = WriteAfterAsync(writeChain, output, slot, progress, batchPlaintext, cancellationToken);
+                slot.PendingWrite = writeChain;
+                if (last) break;
+            }
+            await writeChain.ConfigureAwait(false);
+            return plaintextBytes;
+        }
+        catch
+        {
+            // Let in-flight I/O finish before the buffers go back to the pool.
+            try { await readTask.ConfigureAwait(false); } catch { /* the first failure is the one reported */ }
+            try { await writeChain.ConfigureAwait(false); } catch { /* likewise */ }
+            throw;
+        }
+    }
+
+    private static async Task WriteAfterAsync(Task previous, Stream output, Slot slot, ProgressCounter? progress, long plaintextBytes, CancellationToken cancellationToken)
+    {
+        await previous.ConfigureAwait(false);
+        await output.WriteAsync(slot.Output.AsMemory(0, slot.OutputLength), cancellationToken).ConfigureAwait(false);
+        progress?.Add(plaintextBytes);
+    }
+
+    private static async Task<int> FillAsync(Stream input, byte[] buffer, int count, CancellationToken cancellationToken)
+    {
+        int total = 0;
+        while (total < count)
+        {
+            int n = await input.ReadAsync(buffer.AsMemory(total, count - total), cancellationToken).ConfigureAwait(false);
+            if (n == 0) break;
+            total += n;
+        }
+        return total;
+    }
+
+    /// <summary>Lays out the frames of one batch and runs them through the ciphers; returns the frame count.</summary>
+    private int ProcessBatch(Slot slot, int read, bool last, long firstIndex, out long plaintextBytes)
+    {
+        int sealedFrame = _frameLength + EnvelopeFormat.TagSize;
+        int fullFrames;
+        int finalLength = -1; // plaintext length of the final frame, if this batch holds it
+        if (_encrypt)
+        {
+            fullFrames = read / _frameLength;
+            if (last) finalLength = read - fullFrames * _frameLength;
+        }
+        else
+        {
+            fullFrames = read / sealedFrame;
+            if (last)
+            {
+                int rest = read - fullFrames * sealedFrame;
+                if (rest < EnvelopeFormat.TagSize)
+                {
+                    throw new EnvelopeException(EnvelopeError.Truncated,
+                        "The file is truncated: it ends without its final frame.") { FrameIndex = firstIndex + fullFrames };
+                }
+                finalLength = rest - EnvelopeFormat.TagSize;
+            }
+        }
+        int frames = fullFrames + (finalLength >= 0 ? 1 : 0);
+        if (firstIndex + frames - 1 > EnvelopeFormat.MaxFrameCount)
+            throw new EnvelopeException(EnvelopeError.LimitExceeded, "The body has more than 2^32 frames.");
+
+        plaintextBytes = (long)fullFrames * _frameLength + Math.Max(finalLength, 0);
+        slot.OutputLength = _encrypt
+            ? fullFrames * sealedFrame + (finalLength >= 0 ? finalLength + EnvelopeFormat.TagSize : 0)
+            : (int)plaintextBytes;
+
+        int workers = Math.Min(_ciphers.Length, frames);
+        if (workers <= 1)
+        {
+            CryptRange(_ciphers[0], slot, 0, frames, fullFrames, finalLength, firstIndex);
+        }
+        else
+        {
+            int perWorker = (frames + workers - 1) / workers;
+            Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
+            {
+                int start = w * perWorker;
+                int end = Math.Min(frames, start + perWorker);
+                if (start < end) CryptRange(_ciphers[w], slot, start, end, fullFrames, finalLength, firstIndex);
+            });
+        }
+        return frames;
+    }
+
+    private void CryptRange(IFrameCipher cipher, Slot slot, int start, int end, int fullFrames, int finalLength, long firstIndex)
+    {
+        int sealedFrame = _frameLength + EnvelopeFormat.TagSize;
+        Span<byte> nonce = stackalloc byte[FrameCipher.NonceSize];
+        Span<byte> aad = stackalloc byte[FrameAad.Size];
+        nonce.Clear();
+        _messageId.CopyTo(aad);
+        for (int j = start; j < end; j++)
+        {
+            bool isFinal = j == fullFrames;
+            int length = isFinal ? finalLength : _frameLength;
+            long index = firstIndex + j;
+            BinaryPrimitives.WriteUInt64BigEndian(nonce[4..], (ulong)index);
+            FrameAad.Write(aad, index, isFinal, length);
+            int plainOffset = j * _frameLength;
+            int sealedOffset = j * sealedFrame;
+            if (_encrypt)
+            {
+                cipher.Encrypt(nonce,
+                    slot.Input.AsSpan(plainOffset, length),
+                    slot.Output.AsSpan(sealedOffset, length),
+                    slot.Output.AsSpan(sealedOffset + length, EnvelopeFormat.TagSize),
+                    aad);
+            }
+            else if (!cipher.TryDecrypt(nonce,
+                         slot.Input.AsSpan(sealedOffset, length),
+                         slot.Input.AsSpan(sealedOffset + length, EnvelopeFormat.TagSize),
+                         slot.Output.AsSpan(plainOffset, length),
+                         aad))
+            {
+                throw new EnvelopeException(EnvelopeError.FrameTampered,
+                    $"Frame {index} failed authentication: the file was modified, truncated, extended, or had frames reordered or spliced in.")
+                { FrameIndex = index };
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var cipher in _ciphers) cipher.Dispose();
+        foreach (var slot in _slots)
+        {
+            // Plaintext sits in one of the two buffers; wipe both before the pool hands them to anyone else.
+            CryptographicOperations.ZeroMemory(slot.Input);
+            CryptographicOperations.ZeroMemory(slot.Output);
+            ArrayPool<byte>.Shared.Return(slot.Input);
+            ArrayPool<byte>.Shared.Return(slot.Output);
+        }
+    }
+}
+
+/// <summary>Per-frame associated data: message id (32) || frame index (8) || final flag (1) || plaintext length (4).</summary>
+internal static class FrameAad
+{
+    public const int Size = EnvelopeFormat.MessageIdSize + 8 + 1 + 4;
+
+    public static void Write(Span<byte> aad, long index, bool isFinal, int length)
+    {
+        BinaryPrimitives.WriteUInt64BigEndian(aad[32..], (ulong)index);
+        aad[40] = isFinal ? (byte)1 : (byte)0;
+        BinaryPrimitives.WriteUInt32BigEndian(aad[41..], (uint)length);
+    }
+}
