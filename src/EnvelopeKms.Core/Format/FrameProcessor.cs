@@ -168,12 +168,20 @@ internal sealed class FrameProcessor : IDisposable
         else
         {
             int perWorker = (frames + workers - 1) / workers;
-            Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
+            try
             {
-                int start = w * perWorker;
-                int end = Math.Min(frames, start + perWorker);
-                if (start < end) CryptRange(_ciphers[w], slot, start, end, fullFrames, finalLength, firstIndex);
-            });
+                Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
+                {
+                    int start = w * perWorker;
+                    int end = Math.Min(frames, start + perWorker);
+                    if (start < end) CryptRange(_ciphers[w], slot, start, end, fullFrames, finalLength, firstIndex);
+                });
+            }
+            catch (AggregateException e) when (e.InnerExceptions.All(x => x is EnvelopeException))
+            {
+                // Report the first frame that failed, as a sequential reader would.
+                throw e.InnerExceptions.Cast<EnvelopeException>().MinBy(x => x.FrameIndex)!;
+            }
         }
         return frames;
     }
