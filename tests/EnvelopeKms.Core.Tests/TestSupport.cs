@@ -9,7 +9,7 @@ namespace EnvelopeKms.Tests;
 /// </summary>
 internal sealed class InMemoryKeyProvider : IDataKeyProvider
 {
-    private readonly Dictionary<string, byte[]> _keys = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte[]> _keys = new();
     public int GenerateCalls;
     public int DecryptCalls;
 
@@ -22,7 +22,7 @@ internal sealed class InMemoryKeyProvider : IDataKeyProvider
 
     public Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, CancellationToken cancellationToken)
     {
-        GenerateCalls++;
+        Interlocked.Increment(ref GenerateCalls);
         var key = RandomNumberGenerator.GetBytes(32);
         var entries = keyIds.Select(id => Add(Convert.ToBase64String(RandomNumberGenerator.GetBytes(24)), key, id)).ToList();
         return Task.FromResult(new DataKey(key, entries, keyIds[0]));
@@ -30,7 +30,7 @@ internal sealed class InMemoryKeyProvider : IDataKeyProvider
 
     public Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, CancellationToken cancellationToken)
     {
-        DecryptCalls++;
+        Interlocked.Increment(ref DecryptCalls);
         foreach (var entry in entries)
         {
             if (_keys.TryGetValue(entry.CiphertextBlob, out var key))
