@@ -115,6 +115,16 @@ public sealed class KmsPlaintext : IDisposable
         }
     }
 
+    /// <summary>The same bytes as memory, for passing to <see cref="KmsClient.EncryptAsync"/> without a copy.</summary>
+    public ReadOnlyMemory<byte> Memory
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _buffer.AsMemory(0, _length);
+        }
+    }
+
     internal byte[] BufferForTests => _buffer;
 
     public void Dispose()
