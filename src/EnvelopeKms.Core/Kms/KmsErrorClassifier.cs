@@ -1,0 +1,73 @@
+namespace EnvelopeKms.Kms;
+
+/// <summary>
+/// Sorts KMS error codes into the classes the client and the key provider act on. Codes come from the reference
+/// (§3): gateway codes shared by all Alibaba Cloud products and the KMS-specific ones.
+/// </summary>
+public static class KmsErrorClassifier
+{
+    private static readonly HashSet<string> TransientCodes = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Throttling", "Rejected.Throttling", "ServiceUnavailableTemporary",
+        "SerivceUnavailableTemporary", // the older docs' spelling
+        "InternalFailure", "InternalError", "ServiceUnavailable",
+        // The nonce collided; the retry carries a new nonce and a new signature, so it is safe.
+        "SignatureNonceUsed",
+    };
+
+    private static readonly HashSet<string> ClockSkewCodes = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "InvalidTimeStamp.Expired", "RequestTimeTooSkewed", "InvalidTimestamp.Expired",
+    };
+
+    private static readonly HashSet<string> NotFoundCodes = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Forbidden.KeyNotFound", "Forbidden.AliasNotFound", "Forbidden.KeyVersionNotFound", "Forbidden.ResourceNotFound",
+    };
+
+    public static bool IsThrottling(string code)
+        => code.Equals("Throttling", StringComparison.OrdinalIgnoreCase)
+           || code.StartsWith("Throttling.", StringComparison.OrdinalIgnoreCase)
+           || code.Equals("Rejected.Throttling", StringComparison.OrdinalIgnoreCase);
+
+    public static bool IsClockSkew(string code) => ClockSkewCodes.Contains(code);
+
+    /// <summary>The STS token expired while cached: refresh the credentials once and try again.</summary>
+    public static bool IsExpiredSecurityToken(string code)
+        => code.Equals("InvalidSecurityToken.Expired", StringComparison.OrdinalIgnoreCase)
+           || code.Equals("SecurityTokenExpired", StringComparison.OrdinalIgnoreCase)
+           || code.Equals("InvalidAccessKeyId.Expired", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>The caller's identity was rejected: AccessKey, signature, token or timestamp.</summary>
+    public static bool IsAuthentication(string code, int? httpStatus)
+        => httpStatus == 401
+           || code.StartsWith("InvalidAccessKeyId", StringComparison.OrdinalIgnoreCase)
+           || code.StartsWith("InvalidSecurityToken", StringComparison.OrdinalIgnoreCase)
+           || code.StartsWith("InvalidTimeStamp", StringComparison.OrdinalIgnoreCase)
+           || code.Equals("SignatureDoesNotMatch", StringComparison.OrdinalIgnoreCase)
+           || code.Equals("IncompleteSignature", StringComparison.OrdinalIgnoreCase)
+           || code.Equals("Forbidden.AccessKey", StringComparison.OrdinalIgnoreCase)
+           || code.Equals("Forbidden.KmsServiceNotEnabled", StringComparison.OrdinalIgnoreCase)
+           || IsClockSkew(code) || IsExpiredSecurityToken(code);
+
+    /// <summary>The key (or alias, or version) does not exist or is not visible to the caller.</summary>
+    public static bool IsNotFound(string code) => NotFoundCodes.Contains(code);
+
+    /// <summary>
+    /// Worth another attempt: throttling, a temporary service failure, any 5xx, a timeout or a connection failure.
+    /// Never authentication, parameter, not-found or key-state errors, which will fail the same way again.
+    /// </summary>
+    public static bool IsRetryable(KmsException e) => e.Kind switch
+    {
+        KmsErrorKind.Timeout => true,
+        KmsErrorKind.Connection => e.InnerException is not System.Security.Authentication.AuthenticationException,
+        KmsErrorKind.InvalidResponse => e.HttpStatus >= 500,
+        _ => IsRetryable(e.Code, e.HttpStatus),
+    };
+
+    public static bool IsRetryable(string code, int? httpStatus)
+    {
+        if (IsAuthentication(code, httpStatus) || IsNotFound(code)) return false;
+        return IsThrottling(code) || TransientCodes.Contains(code) || httpStatus >= 500;
+    }
+}
