@@ -1,0 +1,178 @@
+using System.Collections;
+using System.Management.Automation;
+using EnvelopeKms.Kms;
+using EnvelopeKms.PowerShell.Infrastructure;
+
+namespace EnvelopeKms.PowerShell.Commands;
+
+/// <summary>Base of the key cmdlets: a KMS call per key, with errors per key and the key remembered for Tab completion.</summary>
+public abstract class KmsKeyCmdlet : KmsCmdlet
+{
+    /// <summary>Runs one KMS call for <paramref name="target"/>, writing a non-terminating error on failure.</summary>
+    protected bool TryRun(object target, Func<CancellationToken, Task> call)
+    {
+        try
+        {
+            Run(call);
+            return true;
+        }
+        catch (Exception e) when (e is KmsException or ArgumentException)
+        {
+            var record = ErrorMapper.ToErrorRecord(e, target);
+            if (record.FullyQualifiedErrorId is "KmsAuthenticationFailed" or "KmsClockSkew") ThrowTerminatingError(record);
+            WriteError(record);
+            return false;
+        }
+    }
+
+    protected void Emit(KeyMetadata key)
+    {
+        ModuleState.Current.RememberKey(key.KeyId, key.Description);
+        WriteObject(key);
+    }
+}
+
+/// <summary>Creates a KMS key (CreateKey).</summary>
+[Cmdlet(VerbsCommon.New, "KmsKey", SupportsShouldProcess = true)]
+[OutputType(typeof(KeyMetadata))]
+public sealed class NewKmsKeyCommand : KmsKeyCmdlet
+{
+    [Parameter(Position = 0)]
+    public string? Description { get; set; }
+
+    /// <summary>Aliyun_AES_256 (default), Aliyun_SM4, or an asymmetric spec.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string KeySpec { get; set; } = "Aliyun_AES_256";
+
+    [Parameter]
+    [ValidateSet("ENCRYPT/DECRYPT", "SIGN/VERIFY")]
+    public string KeyUsage { get; set; } = "ENCRYPT/DECRYPT";
+
+    [Parameter]
+    [ValidateSet("SOFTWARE", "HSM")]
+    public string? ProtectionLevel { get; set; }
+
+    /// <summary>Rotate the key automatically every -RotationInterval (for example 365d).</summary>
+    [Parameter]
+    public string? RotationInterval { get; set; }
+
+    [Parameter]
+    public Hashtable? Tag { get; set; }
+
+    protected override void EndProcessing()
+    {
+        if (!ShouldProcess(Description ?? "new key", $"Create KMS key ({KeySpec})")) return;
+        var request = new CreateKeyRequest
+        {
+            Description = Description,
+            KeySpec = KeySpec,
+            KeyUsage = KeyUsage,
+            ProtectionLevel = ProtectionLevel,
+            EnableAutomaticRotation = RotationInterval is null ? null : true,
+            RotationInterval = RotationInterval,
+            Tags = Tag?.Cast<DictionaryEntry>().ToDictionary(e => LanguagePrimitives.ConvertTo<string>(e.Key), e => LanguagePrimitives.ConvertTo<string>(e.Value)),
+        };
+        KeyMetadata? key = null;
+        if (TryRun(Description ?? "new key", async ct => key = await Client.CreateKeyAsync(request, ct).ConfigureAwait(false))) Emit(key!);
+    }
+}
+
+/// <summary>Gets one KMS key (DescribeKey), or every key of the account (ListKeys, then DescribeKey each).</summary>
+[Cmdlet(VerbsCommon.Get, "KmsKey")]
+[OutputType(typeof(KeyMetadata))]
+public sealed class GetKmsKeyCommand : KmsKeyCmdlet
+{
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(KmsKeyCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[]? KeyId { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        if (KeyId is null)
+        {
+            List<KeySummary> keys = [];
+            if (!TryRun("ListKeys", async ct => keys = await KmsPaging.FetchAllAsync(Client.ListAllKeysAsync(cancellationToken: ct), ct).ConfigureAwait(false))) return;
+            foreach (var summary in keys) Describe(summary.KeyId);
+            return;
+        }
+        foreach (var id in KeyId) Describe(id);
+    }
+
+    private void Describe(string id)
+    {
+        KeyMetadata? key = null;
+        if (TryRun(id, async ct => key = await Client.DescribeKeyAsync(id, ct).ConfigureAwait(false))) Emit(key!);
+    }
+}
+
+/// <summary>Base of the cmdlets that change one key's state.</summary>
+public abstract class KmsKeyStateCmdlet : KmsKeyCmdlet
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(KmsKeyCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[] KeyId { get; set; } = [];
+
+    /// <summary>Write the key's metadata after the change.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected abstract string Action { get; }
+    protected abstract Task ChangeAsync(string keyId, CancellationToken cancellationToken);
+
+    protected override void ProcessRecord()
+    {
+        foreach (var id in KeyId)
+        {
+            if (!ShouldProcess(id, Action)) continue;
+            if (!TryRun(id, ct => ChangeAsync(id, ct))) continue;
+            WriteVerbose($"{Action}: {id}.");
+            if (PassThru)
+            {
+                KeyMetadata? key = null;
+                if (TryRun(id, async ct => key = await Client.DescribeKeyAsync(id, ct).ConfigureAwait(false))) Emit(key!);
+            }
+        }
+    }
+}
+
+[Cmdlet(VerbsLifecycle.Enable, "KmsKey", SupportsShouldProcess = true)]
+[OutputType(typeof(KeyMetadata))]
+public sealed class EnableKmsKeyCommand : KmsKeyStateCmdlet
+{
+    protected override string Action => "Enable KMS key";
+    protected override Task ChangeAsync(string keyId, CancellationToken ct) => Client.EnableKeyAsync(keyId, ct);
+}
+
+[Cmdlet(VerbsLifecycle.Disable, "KmsKey", SupportsShouldProcess = true)]
+[OutputType(typeof(KeyMetadata))]
+public sealed class DisableKmsKeyCommand : KmsKeyStateCmdlet
+{
+    protected override string Action => "Disable KMS key";
+    protected override Task ChangeAsync(string keyId, CancellationToken ct) => Client.DisableKeyAsync(keyId, ct);
+}
+
+/// <summary>Schedules a key's deletion after a pending window (ScheduleKeyDeletion); Restore-KmsKey cancels it.</summary>
+[Cmdlet(VerbsCommon.Remove, "KmsKey", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+[OutputType(typeof(KeyMetadata))]
+public sealed class RemoveKmsKeyCommand : KmsKeyStateCmdlet
+{
+    /// <summary>Days before the key is deleted for good (7 to 366). Files encrypted under it become unreadable then.</summary>
+    [Parameter]
+    [ValidateRange(7, 366)]
+    public int PendingWindowInDays { get; set; } = 30;
+
+    protected override string Action => $"Schedule deletion of KMS key in {PendingWindowInDays} days";
+    protected override Task ChangeAsync(string keyId, CancellationToken ct) => Client.ScheduleKeyDeletionAsync(keyId, PendingWindowInDays, ct);
+}
+
+/// <summary>Cancels a key's scheduled deletion (CancelKeyDeletion).</summary>
+[Cmdlet(VerbsData.Restore, "KmsKey", SupportsShouldProcess = true)]
+[OutputType(typeof(KeyMetadata))]
+public sealed class RestoreKmsKeyCommand : KmsKeyStateCmdlet
+{
+    protected override string Action => "Cancel deletion of KMS key";
+    protected override Task ChangeAsync(string keyId, CancellationToken ct) => Client.CancelKeyDeletionAsync(keyId, ct);
+}

@@ -1,0 +1,83 @@
+using System.Collections;
+using System.Management.Automation;
+using EnvelopeKms.Files;
+using EnvelopeKms.Format;
+using EnvelopeKms.Keys;
+using EnvelopeKms.Kms;
+using EnvelopeKms.Legacy;
+using EnvelopeKms.PowerShell.Infrastructure;
+
+namespace EnvelopeKms.PowerShell.Commands;
+
+/// <summary>
+/// Fully authenticates envelope files — key commitment, header and every frame — without writing plaintext anywhere.
+/// Returns $true for a file that decrypts, $false for one that does not (the reason goes to the verbose stream);
+/// errors only for what prevents the check (missing file, KMS unreachable, bad credentials).
+/// </summary>
+[Cmdlet(VerbsDiagnostic.Test, "EnvelopeFile", DefaultParameterSetName = PathSet)]
+[OutputType(typeof(bool))]
+public sealed class TestEnvelopeFileCommand : EnvelopeFileCmdlet
+{
+    private Keys.EncryptionContext _required = Keys.EncryptionContext.Empty;
+    private CachingDataKeyProvider? _keys;
+
+    [Parameter]
+    [Alias("Context")]
+    public Hashtable? EncryptionContext { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(KmsKeyCompleter))]
+    public string[]? AllowedKeyId { get; set; }
+
+    protected override void BeginProcessing()
+    {
+        try { _required = ToContext(EncryptionContext); }
+        catch (ArgumentException e) { ThrowTerminatingError(new ErrorRecord(e, "EnvelopeContextInvalid", ErrorCategory.InvalidArgument, EncryptionContext)); }
+    }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var file in ResolveInputFiles())
+        {
+            _keys ??= new CachingDataKeyProvider(new KmsDataKeyProvider(Client, new KmsDataKeyProviderOptions { AllowedKeyIds = AllowedKeyId }));
+            try
+            {
+                string? keyId = Run(ct => VerifyAsync(file, ct));
+                WriteVerbose($"'{file}' authenticates (KMS key {keyId}).");
+                WriteObject(true);
+            }
+            catch (Exception e) when (e is EnvelopeException or KeyProviderException { Error: KeyProviderError.NoMatchingKey or KeyProviderError.Refused or KeyProviderError.InvalidDataKey })
+            {
+                WriteVerbose($"'{file}' does not authenticate: {e.Message}");
+                WriteObject(false);
+            }
+            catch (Exception e) when (e is not PipelineStoppedException and not OperationCanceledException)
+            {
+                WriteError(ErrorMapper.ToErrorRecord(e, file));
+            }
+        }
+        WriteSkippedDirectorySummary();
+    }
+
+    private async Task<string?> VerifyAsync(string file, CancellationToken cancellationToken)
+    {
+        if (await LegacyFileOperations.DetectFormatAsync(file, cancellationToken).ConfigureAwait(false) == EnvelopeFileFormat.Legacy)
+        {
+            if (_required.Count > 0)
+                throw new EnvelopeException(EnvelopeError.ContextMismatch, "Legacy files have no encryption context.");
+            var legacy = LegacyEnvelope.Parse(await File.ReadAllBytesAsync(file, cancellationToken).ConfigureAwait(false));
+            using var key = await _keys!.DecryptDataKeyAsync([legacy.WrappedKey], Keys.EncryptionContext.Empty, cancellationToken).ConfigureAwait(false);
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(legacy.Decrypt(key));
+            return key.KeyId;
+        }
+        var result = await EnvelopeFileOperations.VerifyFileAsync(file, _keys!, new EnvelopeDecryptOptions { RequiredContext = _required }, null, cancellationToken).ConfigureAwait(false);
+        return result.KeyId;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _keys?.Dispose();
+        base.Dispose(disposing);
+    }
+}
