@@ -41,7 +41,7 @@ public abstract class KmsCmdlet : EnvelopeCmdlet
         var settings = KmsConnectionResolver.Resolve(Region, Endpoint, ProfileName, Credential, ModuleState.Current.Connection);
         try
         {
-            var client = settings.CreateClient();
+            var client = KmsClientFactory.Create(settings);
             WriteVerbose($"KMS endpoint {client.Endpoint} (region {client.Endpoint.RegionId ?? "not set"}), credentials from {client.CredentialsSource}.");
             return client;
         }

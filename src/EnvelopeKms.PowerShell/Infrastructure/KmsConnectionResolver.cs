@@ -1,57 +1,29 @@
 using System.Management.Automation;
-using System.Net;
-using EnvelopeKms.Credentials;
 using EnvelopeKms.Kms;
 
 namespace EnvelopeKms.PowerShell.Infrastructure;
 
-/// <summary>The connection settings a cmdlet ends up with, and where each came from.</summary>
-internal sealed class KmsConnectionSettings
-{
-    public string? Region { get; init; }
-    public string? Endpoint { get; init; }
-    public string? CaCertificatePath { get; init; }
-    public bool AllowInsecureHttp { get; init; }
-    public required ICredentialsProvider Credentials { get; init; }
-
-    public KmsClient CreateClient()
-    {
-        KmsEndpoint endpoint;
-        if (!string.IsNullOrEmpty(Endpoint)) endpoint = KmsEndpoint.FromUrl(Endpoint, Region, CaCertificatePath);
-        else if (!string.IsNullOrEmpty(Region)) endpoint = KmsEndpoint.ForRegion(Region);
-        else throw new KmsConfigurationException(
-            "No KMS region or endpoint is set. Use -Region or -Endpoint, Connect-Kms, the ALIBABA_CLOUD_REGION_ID environment variable, or a profile with a region.");
-        return new KmsClient(new KmsClientOptions { Endpoint = endpoint, Credentials = Credentials, AllowInsecureHttp = AllowInsecureHttp });
-    }
-}
-
-/// <summary>Resolves bound parameters, Connect-Kms defaults, the environment and profile files into settings.</summary>
+/// <summary>
+/// Merges a cmdlet's bound parameters with the Connect-Kms defaults; the core's factory then applies the
+/// environment → profile files → credentials URI → instance metadata chain to whatever is still unset.
+/// </summary>
 internal static class KmsConnectionResolver
 {
     public static KmsConnectionSettings Resolve(string? region, string? endpoint, string? profileName, PSCredential? credential, KmsConnectionDefaults? defaults)
     {
-        var chainOptions = new CredentialChainOptions
-        {
-            ProfileName = profileName ?? defaults?.ProfileName,
-        };
-        ICredentialsProvider credentials;
         var explicitCredential = credential ?? defaults?.Credential;
-        if (explicitCredential is not null)
-        {
-            credentials = new StaticCredentialsProvider(new AlibabaCloudCredentials(
-                explicitCredential.UserName, explicitCredential.GetNetworkCredential().Password), credential is not null ? "parameter" : "Connect-Kms");
-        }
-        else
-        {
-            credentials = CredentialChain.CreateDefault(chainOptions);
-        }
+        // A profile named on the command line beats credentials set by Connect-Kms.
+        if (credential is null && profileName is not null) explicitCredential = null;
+        bool endpointFromDefaults = endpoint is null && defaults?.Endpoint is not null;
         return new KmsConnectionSettings
         {
-            Region = region ?? defaults?.Region ?? CredentialChain.ResolveRegion(chainOptions),
+            Region = region ?? defaults?.Region,
             Endpoint = endpoint ?? defaults?.Endpoint,
-            CaCertificatePath = defaults?.CaCertificatePath,
+            CaCertificatePath = endpointFromDefaults ? defaults?.CaCertificatePath : null,
             AllowInsecureHttp = defaults?.AllowInsecureHttp ?? false,
-            Credentials = credentials,
+            ProfileName = profileName ?? defaults?.ProfileName,
+            AccessKeyId = explicitCredential?.UserName,
+            AccessKeySecret = explicitCredential?.GetNetworkCredential().Password,
         };
     }
 }
