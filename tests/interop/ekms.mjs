@@ -436,7 +436,8 @@ export function decrypt(buf, { unwrap, requiredContext = {}, maxWrappedKeys } = 
 function usage() {
   return [
     'usage: node ekms.mjs encrypt --key-hex <64 hex> --in <path> --out <path> [--frame-length N]',
-    '                            [--context-json \'{...}\'] [--blob <ciphertextBlob> --key-id <id>] [--message-id-hex <64 hex>]',
+    '                            [--context-json \'{...}\'] [--blob <ciphertextBlob> --key-id <id>]',
+    '                            [--key-version-id <v>] [--region <r>] [--message-id-hex <64 hex>]',
     '       node ekms.mjs decrypt --key-hex <64 hex> --in <path> --out <path> [--context-json \'{...}\' (required pairs)]',
     '       node ekms.mjs header --in <path>          (prints the parsed header as JSON)',
   ].join('\n');
@@ -492,8 +493,8 @@ function runCli(argv) {
       wrappedKeys: [{
         providerId: 'aliyun-kms',
         keyId: options['key-id'] ?? 'node-interop-key',
-        keyVersionId: '',
-        region: '',
+        keyVersionId: options['key-version-id'] ?? '',
+        region: options.region ?? '',
         ciphertextBlob: options.blob ?? Buffer.from('node-interop-blob').toString('base64'),
       }],
     });
