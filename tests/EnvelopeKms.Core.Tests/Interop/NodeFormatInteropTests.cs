@@ -1,0 +1,248 @@
+using System.Diagnostics;
+using System.Text.Json;
+using EnvelopeKms.Format;
+using EnvelopeKms.Keys;
+using Xunit;
+
+namespace EnvelopeKms.Tests.Interop;
+
+/// <summary>
+/// Runs the independent JavaScript implementation of docs/format.md (tests/interop/ekms.mjs, written from the spec
+/// without reading this code) against the C# implementation in both directions. Node.js 20 must be on PATH; if it
+/// is not, these tests fail rather than skip, because a skipped interop test proves nothing.
+/// </summary>
+public sealed class NodeFormatInteropTests
+{
+    // A known data key (bytes 0xA0..0xBF), so a failure can be reproduced by hand with the CLI.
+    private static readonly byte[] DataKeyBytes = Enumerable.Range(0xA0, 32).Select(i => (byte)i).ToArray();
+    private static readonly string DataKeyHex = Convert.ToHexString(DataKeyBytes).ToLowerInvariant();
+
+    // Non-ASCII keys, and two keys whose UTF-8 order differs from their UTF-16 order (U+FF61 vs U+1F600), so both
+    // sides must agree on the canonical context encoding of §4.
+    private static readonly Dictionary<string, string> Context = new()
+    {
+        ["project"] = "Apollo",
+        ["ключ"] = "значение",
+        ["\uFF61"] = "halfwidth",
+        ["\U0001F600"] = "",
+    };
+
+    private static readonly WrappedDataKey Wrapped = new(
+        WrappedDataKey.AlibabaKmsProvider, "acs:kms:cn-hangzhou:1234567890:key/key-interop", "v-interop", "cn-hangzhou",
+        Convert.ToBase64String("interop-blob"u8.ToArray()));
+
+    private static readonly Lazy<string> RepoRootLazy = new(FindRepoRoot);
+    private static string Script => Path.Combine(RepoRootLazy.Value, "tests", "interop", "ekms.mjs");
+
+    public static TheoryData<int, int> Sizes()
+    {
+        var data = new TheoryData<int, int>
+        {
+            { 0, 65536 }, { 1, 65536 }, { 4095, 65536 }, { 65536, 65536 }, { 65537, 65536 }, { (1 << 20) + 3, 65536 },
+            { 4095, 4096 }, { 4096, 4096 }, { 4097, 4096 }, { 3 * 4096, 4096 }, { 0, 16 * 1024 * 1024 },
+        };
+        // Random frame lengths, from a fixed seed so a failure is reproducible.
+        var random = new Random(20261128);
+        for (var i = 0; i < 4; i++) data.Add(random.Next(0, 600_000), random.Next(4096, 200_000));
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Sizes))]
+    public async Task CSharpEncrypts_NodeDecrypts(int size, int frameLength)
+    {
+        using var dir = new TempDir();
+        var plaintext = Bytes.Random(size, seed: size ^ frameLength);
+        var file = await CSharpEncryptAsync(plaintext, frameLength);
+        File.WriteAllBytes(dir.File("cs.ekms"), file);
+
+        var run = RunNode("decrypt", "--key-hex", DataKeyHex, "--in", dir.File("cs.ekms"), "--out", dir.File("out.bin"),
+            "--context-json", JsonSerializer.Serialize(Context));
+
+        Assert.True(run.ExitCode == 0, $"node decrypt failed: {run.Stderr}");
+        Assert.Equal(plaintext, File.ReadAllBytes(dir.File("out.bin")));
+    }
+
+    [Theory]
+    [MemberData(nameof(Sizes))]
+    public async Task NodeEncrypts_CSharpDecrypts(int size, int frameLength)
+    {
+        using var dir = new TempDir();
+        var plaintext = Bytes.Random(size, seed: ~(size ^ frameLength));
+        File.WriteAllBytes(dir.File("in.bin"), plaintext);
+
+        var run = RunNode(NodeEncryptArgs(dir.File("in.bin"), dir.File("node.ekms"), frameLength));
+        Assert.True(run.ExitCode == 0, $"node encrypt failed: {run.Stderr}");
+
+        var (result, decrypted) = await CSharpDecryptAsync(File.ReadAllBytes(dir.File("node.ekms")));
+        Assert.Equal(plaintext, decrypted);
+        Assert.Equal(size, result.PlaintextLength);
+        Assert.Equal(Wrapped, result.UnwrappedFrom);
+    }
+
+    /// <summary>
+    /// The strongest check: given the message id C# chose, Node writes the same file byte for byte, and parses the
+    /// C# header to the same fields.
+    /// </summary>
+    [Theory]
+    [InlineData(0, 4096)]
+    [InlineData(70_000, 65536)]
+    [InlineData(12_345, 5000)]
+    public async Task NodeReproducesACSharpFileFromItsMessageId(int size, int frameLength)
+    {
+        using var dir = new TempDir();
+        var plaintext = Bytes.Random(size, seed: 7);
+        var csFile = await CSharpEncryptAsync(plaintext, frameLength);
+        File.WriteAllBytes(dir.File("cs.ekms"), csFile);
+        File.WriteAllBytes(dir.File("in.bin"), plaintext);
+
+        var header = RunNode("header", "--in", dir.File("cs.ekms"));
+        Assert.True(header.ExitCode == 0, header.Stderr);
+        using var json = JsonDocument.Parse(header.Stdout);
+        var root = json.RootElement;
+        Assert.Equal(frameLength, root.GetProperty("frameLength").GetInt32());
+        Assert.Equal(Context, root.GetProperty("context").Deserialize<Dictionary<string, string>>());
+        var keys = root.GetProperty("wrappedKeys").EnumerateArray().Select(k => new WrappedDataKey(
+            k.GetProperty("providerId").GetString()!, k.GetProperty("keyId").GetString()!, k.GetProperty("keyVersionId").GetString()!,
+            k.GetProperty("region").GetString()!, k.GetProperty("ciphertextBlob").GetString()!)).ToList();
+        Assert.Equal(new[] { Wrapped }, keys);
+
+        var args = NodeEncryptArgs(dir.File("in.bin"), dir.File("node.ekms"), frameLength)
+            .Concat(new[] { "--message-id-hex", root.GetProperty("messageId").GetString()! }).ToArray();
+        var run = RunNode(args);
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        Assert.Equal(Convert.ToHexString(csFile), Convert.ToHexString(File.ReadAllBytes(dir.File("node.ekms"))));
+    }
+
+    /// <summary>One flipped bit in a C#-written file: Node refuses with the code §7 names and writes no output.</summary>
+    [Theory]
+    [InlineData("body", "FrameTampered")]
+    [InlineData("header tag", "HeaderTampered")]
+    [InlineData("commitment", "KeyCommitmentMismatch")]
+    [InlineData("message id", "KeyCommitmentMismatch")]
+    public async Task CSharpFileWithOneFlippedBit_IsRejectedByNode(string where, string expectedCode)
+    {
+        using var dir = new TempDir();
+        var file = await CSharpEncryptAsync(Bytes.Random(10_000, seed: 3), 4096);
+        var headerLength = HeaderLength(file);
+        var offset = where switch
+        {
+            "body" => headerLength + 4096 + 16 + 100, // inside frame 2
+            "header tag" => headerLength - 1,
+            "commitment" => headerLength - 16 - 32,
+            "message id" => 16,
+            _ => throw new ArgumentOutOfRangeException(nameof(where)),
+        };
+        file[offset] ^= 0x04;
+        File.WriteAllBytes(dir.File("bad.ekms"), file);
+
+        var run = RunNode("decrypt", "--key-hex", DataKeyHex, "--in", dir.File("bad.ekms"), "--out", dir.File("out.bin"));
+
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Equal(expectedCode, run.Stderr.Split('\n')[0].Trim());
+        Assert.False(File.Exists(dir.File("out.bin")), "Node must write nothing when decryption fails");
+        Assert.Single(Directory.GetFiles(dir.Path)); // and leave no temp file behind
+    }
+
+    /// <summary>And the other way: a Node-written file with one flipped body bit is refused by C#.</summary>
+    [Fact]
+    public async Task NodeFileWithOneFlippedBit_IsRejectedByCSharp()
+    {
+        using var dir = new TempDir();
+        File.WriteAllBytes(dir.File("in.bin"), Bytes.Random(10_000, seed: 4));
+        var run = RunNode(NodeEncryptArgs(dir.File("in.bin"), dir.File("node.ekms"), 4096));
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var file = File.ReadAllBytes(dir.File("node.ekms"));
+        file[^1] ^= 0x80; // the final frame's tag
+
+        var error = await Assert.ThrowsAsync<EnvelopeException>(() => CSharpDecryptAsync(file));
+        Assert.Equal(EnvelopeError.FrameTampered, error.Error);
+    }
+
+    // --------------------------------------------------------------------------------------------------------------
+
+    private static async Task<byte[]> CSharpEncryptAsync(byte[] plaintext, int frameLength)
+    {
+        using var dataKey = new DataKey(DataKeyBytes, [Wrapped], Wrapped.KeyId);
+        using var input = new MemoryStream(plaintext);
+        using var output = new MemoryStream();
+        await Envelope.EncryptAsync(input, output, dataKey, EncryptionContext.Create(Context),
+            new EnvelopeEncryptOptions { FrameLength = frameLength });
+        return output.ToArray();
+    }
+
+    private static async Task<(EnvelopeDecryptResult Result, byte[] Plaintext)> CSharpDecryptAsync(byte[] file)
+    {
+        using var input = new MemoryStream(file);
+        using var output = new MemoryStream();
+        var result = await Envelope.DecryptAsync(input, output, new FixedKeyProvider(),
+            new EnvelopeDecryptOptions { RequiredContext = EncryptionContext.Create(Context) });
+        return (result, output.ToArray());
+    }
+
+    private static string[] NodeEncryptArgs(string input, string output, int frameLength) =>
+    [
+        "encrypt", "--key-hex", DataKeyHex, "--in", input, "--out", output, "--frame-length", frameLength.ToString(),
+        "--context-json", JsonSerializer.Serialize(Context), "--blob", Wrapped.CiphertextBlob, "--key-id", Wrapped.KeyId,
+        "--key-version-id", Wrapped.KeyVersionId, "--region", Wrapped.Region,
+    ];
+
+    // Reads the header length with Node's parser rather than C#'s, so the offsets above come from the spec's layout.
+    private static int HeaderLength(byte[] file)
+    {
+        using var dir = new TempDir();
+        File.WriteAllBytes(dir.File("f.ekms"), file);
+        var run = RunNode("header", "--in", dir.File("f.ekms"));
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        using var json = JsonDocument.Parse(run.Stdout);
+        return json.RootElement.GetProperty("headerLength").GetInt32();
+    }
+
+    /// <summary>Unwraps only <see cref="Wrapped"/>, to the known data key, the way a KMS would.</summary>
+    private sealed class FixedKeyProvider : IDataKeyProvider
+    {
+        public Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, CancellationToken cancellationToken) =>
+            throw new NotSupportedException("decryption only");
+
+        public Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, CancellationToken cancellationToken)
+        {
+            var entry = entries.FirstOrDefault(e => e == Wrapped)
+                ?? throw new KeyProviderException(KeyProviderError.NoMatchingKey, "Not the interop key.");
+            return Task.FromResult(new DataKey(DataKeyBytes, entries, entry.KeyId) { UnwrappedFrom = entry });
+        }
+    }
+
+    private sealed record NodeRun(int ExitCode, string Stdout, string Stderr);
+
+    private static NodeRun RunNode(params string[] args)
+    {
+        var start = new ProcessStartInfo("node")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = RepoRootLazy.Value,
+        };
+        start.ArgumentList.Add(Script);
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start node");
+        // Read both pipes concurrently so a chatty child cannot deadlock on a full pipe.
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException("node did not finish within 2 minutes");
+        }
+        return new NodeRun(process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    private static string FindRepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "EnvelopePS.sln"))) return dir.FullName;
+        }
+        throw new InvalidOperationException($"EnvelopePS.sln not found above {AppContext.BaseDirectory}");
+    }
+}
