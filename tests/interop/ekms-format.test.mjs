@@ -267,7 +267,7 @@ describe('tampering', () => {
   test('truncation at every length is rejected, with Truncated exactly where §6 says', () => {
     for (let cut = 0; cut < vector.length; cut++) {
       const rest = (cut - H) % (F + 16);
-      const code = cut < H || rest < 16 ? 'Truncated' : 'FrameTampered';
+      const code = cut === 0 ? 'NotEnvelope' : cut < H || rest < 16 ? 'Truncated' : 'FrameTampered';
       decryptRejects(vector.subarray(0, cut), code);
     }
   });
@@ -382,8 +382,9 @@ describe('mangled files (§7.1)', () => {
     const b64 = vector.toString('base64').replace(/.{76}/g, '$&\r\n');
     decryptRejects(Buffer.from(b64), 'Base64Encoded');
   });
-  test('every proper prefix of the magic is Truncated', () => {
-    for (let n = 0; n < 8; n++) decryptRejects(MAGIC.subarray(0, n), 'Truncated');
+  test('every non-empty proper prefix of the magic is Truncated; an empty file is NotEnvelope', () => {
+    decryptRejects(MAGIC.subarray(0, 0), 'NotEnvelope');
+    for (let n = 1; n < 8; n++) decryptRejects(MAGIC.subarray(0, n), 'Truncated');
   });
   test('a 7-bit channel (high bit stripped) is NotEnvelope', () => decryptRejects(flipBit(vector, 0, 7), 'NotEnvelope'));
   test('arbitrary text is NotEnvelope', () => decryptRejects(Buffer.from('hello, world\n'), 'NotEnvelope'));
@@ -487,7 +488,8 @@ describe('header caps', () => {
   test('a header cut anywhere is Truncated', () => {
     const full = rawHeader({ context: rawContext(1, [['a', 'b']]) });
     parseHeader(full);
-    for (let n = 0; n < full.length; n++) rejects(() => parseHeader(full.subarray(0, n)), 'Truncated');
+    rejects(() => parseHeader(full.subarray(0, 0)), 'NotEnvelope');
+    for (let n = 1; n < full.length; n++) rejects(() => parseHeader(full.subarray(0, n)), 'Truncated');
   });
 });
 

@@ -148,7 +148,7 @@ function checkMagic(buf) {
   if (startsWith(buf, TEXT_MODE_CRLF_TO_LF)) fail('TextModeCorrupted', 'CR LF in the magic became LF (text-mode transfer)');
   if (startsWith(buf, TEXT_MODE_LF_TO_CRLF)) fail('TextModeCorrupted', 'LF in the magic became CR LF (text-mode transfer)');
   if (startsWith(buf, BASE64_MAGIC)) fail('Base64Encoded', 'the file is base64 text of an EKMS file');
-  if (buf.length < MAGIC.length && MAGIC.subarray(0, buf.length).equals(buf)) {
+  if (buf.length > 0 && buf.length < MAGIC.length && MAGIC.subarray(0, buf.length).equals(buf)) {
     fail('Truncated', `the file ends after ${buf.length} bytes of the magic`);
   }
   // The legacy four-line format (§11) is not implemented here; it is reported as not an EKMS v1 envelope.
