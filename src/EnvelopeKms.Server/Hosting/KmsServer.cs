@@ -49,6 +49,10 @@ public sealed class KmsServer : IAsyncDisposable
         builder.WebHost.UseKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
+            // The SDKs put every business parameter in the query (an 8 KB Description, a 6 KB
+            // plaintext as base64), so the request line must be allowed well past Kestrel's 8 KB.
+            kestrel.Limits.MaxRequestLineSize = 128 * 1024;
+            kestrel.Limits.MaxRequestHeadersTotalSize = 128 * 1024;
             kestrel.Listen(bindAddress, options.Port);
         });
         var built = builder.Build();
