@@ -24,13 +24,24 @@ internal sealed class KmsStateStore
         this.time = time;
         AtomicFile.EnsureOwnerOnlyDirectory(dataDirectory);
         stateFile = Path.Combine(dataDirectory, StateFileName);
-        state = File.Exists(stateFile)
-            ? JsonSerializer.Deserialize<KmsState>(File.ReadAllText(stateFile), FileJson)
-              ?? throw new InvalidDataException($"{stateFile} is empty.")
-            : new KmsState();
+        state = File.Exists(stateFile) ? Load(stateFile) : new KmsState();
         if (state.FormatVersion != 1)
         {
             throw new InvalidDataException($"{stateFile} has format version {state.FormatVersion}; this server reads version 1.");
+        }
+    }
+
+    private static KmsState Load(string path)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<KmsState>(File.ReadAllText(path), FileJson)
+                ?? throw new InvalidDataException($"{path} is empty.");
+        }
+        catch (JsonException error)
+        {
+            // Refuse to start rather than overwrite a damaged file with an empty state.
+            throw new InvalidDataException($"{path} is not a valid state file: {error.Message}", error);
         }
     }
 
