@@ -15,8 +15,8 @@ internal static class CommandLine
     public static string HelpText => $"""
         EnvelopeKms.Server: a local server speaking the Alibaba Cloud KMS API (2016-01-20) and STS AssumeRole.
 
-        FOR DEVELOPMENT AND TESTS ONLY. Key material is stored unprotected in the data directory;
-        never use this server to protect production secrets.
+        FOR DEVELOPMENT AND TESTS ONLY, not for protecting production secrets: key material is
+        stored unprotected in the data directory.
 
         Usage: dotnet EnvelopeKms.Server.dll --data-dir DIR [options]
 
