@@ -41,6 +41,10 @@ if (options.AccessKeys.Count == 0)
 {
     Console.Error.WriteLine($"Using the development AccessKey pair {KmsServerOptions.DefaultAccessKeyId} (see --help). For development and tests only.");
 }
+if (!System.Net.IPAddress.IsLoopback(System.Net.IPAddress.Parse(options.BindAddress)))
+{
+    Console.Error.WriteLine($"Warning: listening on {options.BindAddress}, not loopback; this server is not meant to be reachable from other machines.");
+}
 
 if (request.ExitOnStdinClose)
 {
