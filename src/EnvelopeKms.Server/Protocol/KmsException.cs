@@ -1,0 +1,13 @@
+namespace EnvelopeKms.Server.Protocol;
+
+/// <summary>
+/// An error the server answers with the Alibaba Cloud POP error body
+/// <c>{RequestId, HostId, Code, Message, Recommend}</c> and the given HTTP status.
+/// Thrown anywhere in request handling; the pipeline turns it into the response.
+/// </summary>
+internal sealed class KmsException(int httpStatus, string code, string message) : Exception(message)
+{
+    public int HttpStatus { get; } = httpStatus;
+
+    public string Code { get; } = code;
+}
