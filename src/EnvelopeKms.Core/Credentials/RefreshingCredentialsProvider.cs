@@ -11,8 +11,9 @@ public abstract class RefreshingCredentialsProvider : ICredentialsProvider
     private readonly SemaphoreSlim _lock = new(1, 1);
     private readonly TimeProvider _time;
     private readonly TimeSpan _margin;
-    private AlibabaCloudCredentials? _cached;
-    private DateTimeOffset _refreshAt;
+    // Credentials and their refresh time live in one immutable object so a lock-free reader never pairs new
+    // credentials with an old refresh time.
+    private CacheEntry? _cache;
 
     protected RefreshingCredentialsProvider(TimeProvider? timeProvider, TimeSpan refreshMargin)
     {
@@ -29,34 +30,30 @@ public abstract class RefreshingCredentialsProvider : ICredentialsProvider
 
     public async ValueTask<AlibabaCloudCredentials> GetCredentialsAsync(CancellationToken cancellationToken)
     {
-        var cached = Volatile.Read(ref _cached);
-        if (cached is not null && Now < _refreshAt) return cached;
+        var cache = Volatile.Read(ref _cache);
+        if (cache is not null && Now < cache.RefreshAt) return cache.Credentials;
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            cached = _cached;
-            if (cached is not null && Now < _refreshAt) return cached;
+            cache = _cache;
+            if (cache is not null && Now < cache.RefreshAt) return cache.Credentials;
             AlibabaCloudCredentials fresh;
             try
             {
                 fresh = await FetchAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (CredentialsException) when (cached?.Expiration is { } e && Now < e)
+            catch (CredentialsException) when (cache?.Credentials.Expiration is { } e && Now < e)
             {
-                return cached; // still valid for a while; the next call tries again
+                return cache.Credentials; // still valid for a while; the next call tries again
             }
             FetchCount++;
-            var now = Now;
+            var refreshAt = DateTimeOffset.MaxValue;
             if (fresh.Expiration is { } expiration)
             {
-                var margin = TimeSpan.FromTicks(Math.Min(_margin.Ticks, Math.Max(0, (expiration - now).Ticks / 2)));
-                _refreshAt = expiration - margin;
+                var margin = TimeSpan.FromTicks(Math.Min(_margin.Ticks, Math.Max(0, (expiration - Now).Ticks / 2)));
+                refreshAt = expiration - margin;
             }
-            else
-            {
-                _refreshAt = DateTimeOffset.MaxValue;
-            }
-            Volatile.Write(ref _cached, fresh);
+            Volatile.Write(ref _cache, new CacheEntry(fresh, refreshAt));
             return fresh;
         }
         finally
@@ -65,10 +62,22 @@ public abstract class RefreshingCredentialsProvider : ICredentialsProvider
         }
     }
 
-    public void Invalidate() => Volatile.Write(ref _cached, null);
+    public void Invalidate() => Volatile.Write(ref _cache, null);
 
     /// <summary>Fetches new credentials from the source.</summary>
     protected abstract Task<AlibabaCloudCredentials> FetchAsync(CancellationToken cancellationToken);
 
     public override string ToString() => SourceName;
+
+    private sealed class CacheEntry
+    {
+        public CacheEntry(AlibabaCloudCredentials credentials, DateTimeOffset refreshAt)
+        {
+            Credentials = credentials;
+            RefreshAt = refreshAt;
+        }
+
+        public AlibabaCloudCredentials Credentials { get; }
+        public DateTimeOffset RefreshAt { get; }
+    }
 }

@@ -13,6 +13,12 @@ public sealed class KmsDataKeyProviderOptions
 
     /// <summary>The region written into new entries; defaults to the endpoint's region.</summary>
     public string? Region { get; init; }
+
+    /// <summary>
+    /// For decryption: the client to use for an entry recorded in another region than the main client's (files
+    /// wrapped under keys of several regions). Returning null, or leaving this unset, uses the main client.
+    /// </summary>
+    public Func<string, KmsClient?>? ClientForRegion { get; init; }
 }
 
 /// <summary>
@@ -87,7 +93,7 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider
             DecryptResult decrypted;
             try
             {
-                decrypted = await _client.DecryptAsync(entry.CiphertextBlob, context, cancellationToken).ConfigureAwait(false);
+                decrypted = await ClientFor(entry).DecryptAsync(entry.CiphertextBlob, context, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is KmsException or CredentialsException)
             {
@@ -128,6 +134,14 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider
         }).First();
         var summary = string.Join("; ", failures.Select(f => $"'{f.Entry.KeyId}': {(f.Error.InnerException as KmsException)?.Code ?? f.Error.Error.ToString()}"));
         throw new KeyProviderException(worst.Error, $"No wrapped data key could be unwrapped ({summary}). {worst.Message}", worst.InnerException);
+    }
+
+    private KmsClient ClientFor(WrappedDataKey entry)
+    {
+        var home = _options.Region ?? _client.Endpoint.RegionId;
+        if (_options.ClientForRegion is null || entry.Region.Length == 0 || string.Equals(entry.Region, home, StringComparison.OrdinalIgnoreCase))
+            return _client;
+        return _options.ClientForRegion(entry.Region) ?? _client;
     }
 
     private WrappedDataKey Entry(string keyId, string keyVersionId, string ciphertextBlob)

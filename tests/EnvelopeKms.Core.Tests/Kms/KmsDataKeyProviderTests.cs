@@ -173,6 +173,28 @@ public class KmsDataKeyProviderTests
         Assert.Equal(KeyProviderError.NoMatchingKey, e.Error);
     }
 
+    [Fact]
+    public async Task Decrypt_UsesTheRegionalClientForAnEntryOfAnotherRegion()
+    {
+        await using var home = FakeKms(decrypt: _ => StubResponse.Error(404, "Forbidden.KeyNotFound"));
+        await using var away = FakeKms();
+        using var homeClient = TestClients.For(home);
+        using var awayClient = TestClients.For(away);
+        var asked = new List<string>();
+        var provider = new KmsDataKeyProvider(homeClient, new KmsDataKeyProviderOptions
+        {
+            ClientForRegion = region => { asked.Add(region); return region == "eu-central-1" ? awayClient : null; },
+        });
+        var entries = new[] { Entry("k1"), new WrappedDataKey(WrappedDataKey.AlibabaKmsProvider, "k2", "v", "eu-central-1", "blob-k2") };
+
+        using var dataKey = await provider.DecryptDataKeyAsync(entries, Context, CancellationToken.None);
+
+        Assert.Equal("k2", dataKey.KeyId);
+        Assert.Equal(new[] { "eu-central-1" }, asked); // the cn-test entry stays on the main client
+        Assert.Equal(1, Decrypts(home));
+        Assert.Equal(1, Decrypts(away));
+    }
+
     [Theory]
     [InlineData("k1", "acs:kms:cn-hangzhou:123:key/k1", true)]
     [InlineData("acs:kms:cn-hangzhou:123:key/k1", "acs:kms:cn-hangzhou:123:key/k1", true)]
