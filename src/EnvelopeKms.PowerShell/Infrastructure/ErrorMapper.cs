@@ -70,7 +70,8 @@ internal static class ErrorMapper
             || code.Contains("SecurityToken", StringComparison.Ordinal) || code.StartsWith("IncompleteSignature", StringComparison.Ordinal))
             return ("KmsAuthenticationFailed", ErrorCategory.AuthenticationError);
         if (code.Contains("NotFound", StringComparison.Ordinal)) return ("KmsKeyNotFound", ErrorCategory.ObjectNotFound);
-        if (code.StartsWith("EntityAlreadyExists", StringComparison.Ordinal)) return ("KmsAliasExists", ErrorCategory.ResourceExists);
+        if (code.EndsWith("AlreadyExists", StringComparison.Ordinal) || code.StartsWith("EntityAlreadyExists", StringComparison.Ordinal))
+            return ("KmsAliasExists", ErrorCategory.ResourceExists);
         if (code.StartsWith("Rejected", StringComparison.Ordinal) || code.StartsWith("Forbidden", StringComparison.Ordinal))
             return ("KmsRefused", ErrorCategory.PermissionDenied);
         if (code.StartsWith("Invalid", StringComparison.Ordinal) || code.StartsWith("Missing", StringComparison.Ordinal))

@@ -1,0 +1,47 @@
+# Shared by the Pester files: the staged module and a local KMS server of the test's own.
+
+$script:RepoRoot = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
+$script:ModulePath = if ($env:ENVELOPEKMS_MODULE) { $env:ENVELOPEKMS_MODULE } else { Join-Path $RepoRoot 'out/EnvelopeKms' }
+$script:ServerDll = if ($env:ENVELOPEKMS_SERVER) { $env:ENVELOPEKMS_SERVER } else { Join-Path $RepoRoot 'out/server/EnvelopeKms.Server.dll' }
+
+function Start-TestKmsServer {
+    <# Starts the local KMS server on a free loopback port; returns an object with Process, Endpoint, DataDir. #>
+    param([string[]] $ArgumentList = @(), [string] $DataDir)
+    if (-not $DataDir) { $DataDir = Join-Path ([IO.Path]::GetTempPath()) ("ekms-kms-" + [guid]::NewGuid().ToString('N')) }
+    $psi = [Diagnostics.ProcessStartInfo]::new('dotnet')
+    foreach ($a in @($script:ServerDll, '--port', '0', '--data-dir', $DataDir, '--exit-on-stdin-close') + $ArgumentList) { $psi.ArgumentList.Add($a) }
+    $psi.RedirectStandardOutput = $true
+    $psi.RedirectStandardInput = $true
+    $psi.RedirectStandardError = $true
+    $psi.UseShellExecute = $false
+    $process = [Diagnostics.Process]::Start($psi)
+    $line = $process.StandardOutput.ReadLine()
+    if ($line -notmatch 'listening on (http://\S+)') {
+        $err = $process.StandardError.ReadToEnd()
+        throw "The local KMS server did not start: $line $err"
+    }
+    # Keep draining stderr so the server never blocks on a full pipe.
+    $null = $process.StandardError.ReadToEndAsync()
+    [pscustomobject]@{ Process = $process; Endpoint = $Matches[1]; DataDir = $DataDir }
+}
+
+function Stop-TestKmsServer {
+    param($Server)
+    if (-not $Server) { return }
+    try { $Server.Process.StandardInput.Close() } catch { }
+    if (-not $Server.Process.WaitForExit(5000)) { $Server.Process.Kill($true) }
+    Remove-Item -LiteralPath $Server.DataDir -Recurse -Force -ErrorAction SilentlyContinue
+}
+
+function Get-TestCredential {
+    param([string] $Id = 'testid', [string] $Secret = 'testsecret')
+    [pscredential]::new($Id, (ConvertTo-SecureString $Secret -AsPlainText -Force))
+}
+
+function Invoke-KmsControl {
+    <# Calls the server's control endpoint (enabled with --enable-control). #>
+    param($Server, [string] $Path, [string] $Method = 'GET', $Body)
+    $params = @{ Uri = "$($Server.Endpoint)/__control/$Path"; Method = $Method }
+    if ($null -ne $Body) { $params.Body = ($Body | ConvertTo-Json -Compress); $params.ContentType = 'application/json' }
+    Invoke-RestMethod @params
+}
