@@ -214,6 +214,28 @@ public class CryptoOperationTests
     }
 
     [Fact]
+    public async Task Concurrent_calls_from_several_clients_all_succeed()
+    {
+        var (server, client, keyId) = await Setup();
+        await using var owned = server;
+        var modes = Enum.GetValues<SigningMode>();
+        var calls = Enumerable.Range(0, 60).Select(async i =>
+        {
+            var caller = server.Client(modes[i % modes.Length]);
+            var dataKey = await caller.Ok("GenerateDataKey", new Dictionary<string, string> { ["KeyId"] = keyId, ["EncryptionContext"] = $"{{\"n\":\"{i}\"}}" });
+            var decrypted = await caller.Ok("Decrypt", new Dictionary<string, string> { ["CiphertextBlob"] = dataKey.Get("CiphertextBlob"), ["EncryptionContext"] = $"{{\"n\":\"{i}\"}}" });
+            Assert.Equal(dataKey.Get("Plaintext"), decrypted.Get("Plaintext"));
+            if (i % 10 == 0)
+            {
+                await caller.Ok("CreateAlias", new Dictionary<string, string> { ["AliasName"] = $"alias/parallel-{i}", ["KeyId"] = keyId });
+            }
+        });
+        await Task.WhenAll(calls);
+        var aliases = (await client.Ok("ListAliasesByKeyId", new Dictionary<string, string> { ["KeyId"] = keyId })).Body;
+        Assert.Equal(6, aliases.GetProperty("TotalCount").GetInt32());
+    }
+
+    [Fact]
     public async Task DryRun_validates_without_doing_the_work()
     {
         var (server, client, keyId) = await Setup();

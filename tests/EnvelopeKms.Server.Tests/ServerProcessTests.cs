@@ -124,6 +124,32 @@ public partial class ServerProcessTests
         Assert.Contains("--no-such-flag", error);
     }
 
+    [Fact]
+    public async Task A_port_in_use_fails_the_start_with_exit_code_1()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var dataDir = TempDir();
+        try
+        {
+            var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+            using var process = Start("--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--data-dir", dataDir);
+            var error = await process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(1, process.ExitCode);
+            Assert.Contains("failed to start", error);
+            Assert.Equal(string.Empty, await process.StandardOutput.ReadToEndAsync());
+        }
+        finally
+        {
+            listener.Stop();
+            if (Directory.Exists(dataDir))
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+        }
+    }
+
     [GeneratedRegex("^EnvelopeKms\\.Server listening on (http://127\\.0\\.0\\.1:[0-9]+)$")]
     private static partial Regex ListeningLine();
 }

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using EnvelopeKms.Server.Protocol;
 
@@ -62,6 +61,4 @@ internal static class EncryptionContextParser
         }
         return buffer.ToArray();
     }
-
-    public static string CanonicalText(SortedDictionary<string, string> context) => Encoding.UTF8.GetString(Canonical(context));
 }

@@ -104,9 +104,7 @@ internal sealed class ApiRequestHandler(OperationRegistry operations, RequestAut
         return new KmsRequest
         {
             Method = context.Request.Method,
-            Host = context.Request.Host.Value ?? string.Empty,
             Query = query,
-            Form = form,
             Headers = headers,
             Body = body,
             Parameters = parameters,

@@ -64,7 +64,16 @@ public sealed class KmsServer : IAsyncDisposable
             }
             await handler.Handle(context);
         });
-        await built.StartAsync(cancellationToken);
+        try
+        {
+            await built.StartAsync(cancellationToken);
+        }
+        catch
+        {
+            // E.g. the port is taken: release what was built so the caller can retry or exit cleanly.
+            await built.DisposeAsync();
+            throw;
+        }
         app = built;
 
         var address = built.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

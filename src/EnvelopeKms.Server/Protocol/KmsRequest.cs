@@ -2,20 +2,15 @@ namespace EnvelopeKms.Server.Protocol;
 
 /// <summary>
 /// One API call as the authenticator and the operations see it: the raw pieces the
-/// signatures are computed over (method, host, query, form body, headers, body bytes)
+/// signatures are computed over (method, query, headers, body bytes)
 /// plus the merged business parameters.
 /// </summary>
 internal sealed class KmsRequest
 {
     public required string Method { get; init; }
 
-    public required string Host { get; init; }
-
     /// <summary>Decoded query parameters in wire order.</summary>
     public required IReadOnlyList<KeyValuePair<string, string>> Query { get; init; }
-
-    /// <summary>Decoded <c>application/x-www-form-urlencoded</c> body parameters, empty otherwise.</summary>
-    public required IReadOnlyList<KeyValuePair<string, string>> Form { get; init; }
 
     /// <summary>Request headers with lower-case names; repeated headers keep every value.</summary>
     public required IReadOnlyDictionary<string, string[]> Headers { get; init; }
