@@ -395,4 +395,17 @@ Describe 'Module packaging' {
         Get-ChildItem (Join-Path $ModulePath 'bin') -Filter *.dll | ForEach-Object Name | Sort-Object |
             Should -Be @('EnvelopeKms.Core.dll', 'EnvelopeKms.dll')
     }
+
+    It 'packs into the nupkg a Gallery publish uploads' {
+        & (Join-Path $RepoRoot 'tools/New-Package.ps1') -ModulePath $ModulePath -OutputPath $TestDrive
+        $nupkg = Get-ChildItem $TestDrive -Filter 'EnvelopeKms.*.nupkg'
+        $nupkg | Should -HaveCount 1
+        Add-Type -AssemblyName System.IO.Compression.FileSystem
+        $zip = [IO.Compression.ZipFile]::OpenRead($nupkg.FullName)
+        try { $entries = $zip.Entries.FullName } finally { $zip.Dispose() }
+        $entries | Should -Contain 'EnvelopeKms.psd1'
+        $entries | Should -Contain 'bin/EnvelopeKms.dll'
+        $entries | Should -Contain 'EnvelopeKms.Format.ps1xml'
+        $entries | Should -Contain 'EnvelopeKms.nuspec'
+    }
 }
