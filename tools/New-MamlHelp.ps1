@@ -185,8 +185,9 @@ function ConvertTo-Paragraph {
         if ($line.Trim() -eq '') { & $flush; continue }
         if ($line -match '^\s*([-*]|\d+\.)\s+(.*)$') {
             & $flush
-            $bullet = if ($Matches[1] -match '\d') { $Matches[1] } else { '-' }
-            $buffer.Add("$bullet $($Matches[2].Trim())")
+            $marker = $Matches[1]; $item = $Matches[2].Trim()
+            $bullet = if ($marker -match '\d') { $marker } else { '-' }
+            $buffer.Add("$bullet $item")
             continue
         }
         $buffer.Add($line.Trim())
@@ -367,7 +368,10 @@ function Write-Command {
     foreach ($set in @($Meta.ParameterSets | Sort-Object { -not $_.IsDefault })) {
         $Writer.WriteStartElement('command', 'syntaxItem', $ns.command)
         $Writer.WriteElementString('maml', 'name', $ns.maml, $Meta.Name)
-        $ordered = @($set.Parameters | Where-Object { $_.Position -ge 0 } | Sort-Object { [int] $_.Position }) + @($set.Parameters | Where-Object { $_.Position -lt 0 })
+        # As Get-Command -Syntax orders them: positional by position, then mandatory named, then the rest.
+        $ordered = @($set.Parameters | Where-Object { $_.Position -ge 0 } | Sort-Object { [int] $_.Position }) +
+            @($set.Parameters | Where-Object { $_.Position -lt 0 -and $_.Mandatory }) +
+            @($set.Parameters | Where-Object { $_.Position -lt 0 -and -not $_.Mandatory })
         foreach ($sp in $ordered) {
             $m = $paramMeta[$sp.Name]
             $entry = @($m.Sets | Where-Object { $_.Name -eq $set.Name -or $_.Name -eq '__AllParameterSets' })[0]
@@ -378,7 +382,14 @@ function Write-Command {
     $Writer.WriteEndElement()
 
     $Writer.WriteStartElement('command', 'parameters', $ns.command)
-    foreach ($p in $Meta.Parameters) { Write-Parameter $Writer $p (& $describe $p.Name) (& $defaultOf $p.Name) $null $false }
+    # PARAMETERS in the order of the default set's syntax, then those only in other sets.
+    $defaultSet = @($Meta.ParameterSets | Sort-Object { -not $_.IsDefault })[0]
+    $rank = @{}
+    foreach ($sp in @($defaultSet.Parameters | Where-Object { $_.Position -ge 0 } | Sort-Object { [int] $_.Position }) +
+        @($defaultSet.Parameters | Where-Object { $_.Position -lt 0 -and $_.Mandatory }) +
+        @($defaultSet.Parameters | Where-Object { $_.Position -lt 0 -and -not $_.Mandatory })) { $rank[$sp.Name] = $rank.Count }
+    $listed = @($Meta.Parameters | Sort-Object { if ($_.Name -in 'WhatIf', 'Confirm') { 2000 + $rank[$_.Name] } elseif ($rank.ContainsKey($_.Name)) { $rank[$_.Name] } else { 1000 } })
+    foreach ($p in $listed) { Write-Parameter $Writer $p (& $describe $p.Name) (& $defaultOf $p.Name) $null $false }
     $Writer.WriteEndElement()
 
     foreach ($kind in @(@('inputTypes', 'inputType', $Doc.Inputs), @('returnValues', 'returnValue', $Doc.Outputs))) {
@@ -406,7 +417,8 @@ function Write-Command {
         $Writer.WriteElementString('maml', 'title', $ns.maml, "-------------------------- $($example.Title) --------------------------")
         $Writer.WriteElementString('dev', 'code', $ns.dev, $example.Code)
         $Writer.WriteStartElement('dev', 'remarks', $ns.dev)
-        Write-Para $Writer $example.Remarks
+        # A trailing empty paragraph leaves a blank line before the next example's title.
+        Write-Para $Writer (@($example.Remarks) + '')
         $Writer.WriteEndElement()
         $Writer.WriteEndElement()
     }
@@ -456,7 +468,7 @@ foreach ($file in Get-ChildItem -LiteralPath $SourcePath -Filter '*.md' -File | 
         if ($doc.Name -ne $file.BaseName) { $problems.Add("$($file.Name): heading '# $($doc.Name)' does not match the file name.") }
         $docs[$doc.Name] = $doc
     }
-    catch { $problems.Add($_.Exception.Message) }
+    catch { $problems.Add("$($file.Name): $($_.Exception.Message) (line $($_.InvocationInfo.ScriptLineNumber) of New-MamlHelp.ps1)") }
 }
 
 $exported = @($metadata | ForEach-Object { $_.Name })
