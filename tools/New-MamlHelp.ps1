@@ -17,7 +17,8 @@
 
     The script fails, listing every problem at once, when an exported cmdlet has no markdown, a markdown file names
     a cmdlet the module does not export, a documented parameter does not exist, a real parameter (other than the
-    common parameters) is not documented, or a cmdlet lacks a synopsis, a description or an example.
+    common parameters) is not documented, a cmdlet lacks a synopsis, a description or an example, or an
+    example lacks its code block or the explanation after it.
 
     A parameter's default value comes from a fresh instance of the cmdlet class; a ```yaml block under the
     parameter with a "Default value:" line overrides it (for defaults that depend on the machine).
@@ -480,7 +481,11 @@ foreach ($meta in $metadata) {
     if (-not $doc) { $problems.Add("$($meta.Name) has no help markdown: add $(Join-Path $SourcePath "$($meta.Name).md")."); continue }
     if (-not $doc.Synopsis) { $problems.Add("$($meta.Name).md: empty SYNOPSIS.") }
     if (-not $doc.Description.Count) { $problems.Add("$($meta.Name).md: empty DESCRIPTION.") }
-    if (-not @($doc.Examples | Where-Object { $_.Code }).Count) { $problems.Add("$($meta.Name).md: no example with a code block.") }
+    if (-not @($doc.Examples).Count) { $problems.Add("$($meta.Name).md: no example.") }
+    foreach ($example in $doc.Examples) {
+        if (-not $example.Code) { $problems.Add("$($meta.Name).md: '$($example.Title)' has no ``````powershell code block.") }
+        if (-not ($example.Remarks -join '').Trim()) { $problems.Add("$($meta.Name).md: '$($example.Title)' has no explanation after its code.") }
+    }
     $real = @($meta.Parameters | ForEach-Object { $_.Name })
     foreach ($name in $doc.Parameters.Keys) {
         if ($name -notin $real) { $problems.Add("$($meta.Name).md documents -$name, which $($meta.Name) does not have.") }
