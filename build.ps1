@@ -68,7 +68,10 @@ function Invoke-Build {
     }
     $helpScript = Join-Path $RepoRoot 'tools/New-MamlHelp.ps1'
     if (Test-Path $helpScript) {
-        & $helpScript -SourcePath (Join-Path $RepoRoot 'docs/en-US') -OutputPath (Join-Path $StagedModule 'en-US')
+        # MAML + about_ topic next to the manifest (<module>/en-US): Get-Help looks in the module base, not in bin/.
+        # A child pwsh reads the cmdlet metadata, so this process never loads the module's assemblies.
+        Invoke-Native dotnet @('pwsh', '-NoProfile', '-NonInteractive', '-File', $helpScript,
+            '-SourcePath', (Join-Path $RepoRoot 'docs/en-US'), '-OutputPath', (Join-Path $StagedModule 'en-US'), '-ModulePath', $StagedModule)
     }
     # The local KMS server ships beside the module so a new user can run everything on one machine.
     $serverBin = Join-Path $RepoRoot "src/EnvelopeKms.Server/bin/$Configuration/net10.0"
