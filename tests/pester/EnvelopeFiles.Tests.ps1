@@ -88,6 +88,21 @@ Describe 'Protect-EnvelopeFile and Unprotect-EnvelopeFile' {
         Get-Content -LiteralPath $d.Path -Raw | Should -Be 'plain text'
     }
 
+    It 'result objects pipe on by literal path, brackets included' {
+        $r = Protect-EnvelopeFile -LiteralPath (Join-Path $Root 'brackets[1].txt') -KeyId $Alias -PassThru
+        ($r | Get-EnvelopeFileInfo).PlaintextLength | Should -Be 9
+        $r | Test-EnvelopeFile | Should -BeTrue
+        Remove-Item -LiteralPath (Join-Path $Root 'brackets[1].txt')
+        $r | Unprotect-EnvelopeFile
+        Get-Content -LiteralPath (Join-Path $Root 'brackets[1].txt') | Should -Be 'brackets'
+    }
+
+    It '-Format Legacy outputs are not encrypted a second time' {
+        Protect-EnvelopeFile -LiteralPath (Join-Path $Root 'plain.txt') -KeyId $Alias -Format Legacy
+        Get-ChildItem $Root -Filter *.ekms | Protect-EnvelopeFile -KeyId $Alias -WarningAction SilentlyContinue
+        Test-Path -LiteralPath (Join-Path $Root 'plain.txt.ekms.ekms') | Should -BeFalse
+    }
+
     It '-Destination takes a folder, or a file name for one input' {
         $out = New-Item -ItemType Directory (Join-Path $TestDrive "out$([guid]::NewGuid().ToString('N'))")
         Get-ChildItem $Root -File | Protect-EnvelopeFile -KeyId $Alias -Destination $out.FullName
@@ -155,7 +170,7 @@ Describe 'Protect-EnvelopeFile and Unprotect-EnvelopeFile' {
         Protect-EnvelopeFile -LiteralPath (Join-Path $Root 'plain.txt') -KeyId $Alias
         Get-ChildItem $Root -File -Filter *.ekms | Protect-EnvelopeFile -KeyId $Alias -WarningVariable warn -WarningAction SilentlyContinue
         Test-Path -LiteralPath (Join-Path $Root 'plain.txt.ekms.ekms') | Should -BeFalse
-        $warn | Should -Match 'already EKMS'
+        $warn | Should -Match 'already envelope files'
     }
 
     It 'binds the encryption context to the file; the wrong context fails with SecurityError and writes nothing' {
@@ -366,6 +381,29 @@ Describe 'KMS keys, aliases and connection' {
         $c.Endpoint | Should -Be $Server.Endpoint
         $c.AccessKeyId | Should -Be 'testid'
         ($c | Format-List | Out-String) | Should -Not -Match 'testsecret'
+    }
+
+    It 'a CA certificate or -AllowInsecureHttp without an endpoint is a configuration error' {
+        $ca = Join-Path $TestDrive 'ca.pem'; Set-Content -LiteralPath $ca -Value 'x'
+        { Connect-Kms -Region cn-hangzhou -CaCertificatePath $ca } | Should -Throw -ErrorId 'KmsConfigurationInvalid*'
+        { Connect-Kms -Region cn-hangzhou -AllowInsecureHttp } | Should -Throw -ErrorId 'KmsConfigurationInvalid*'
+        Get-KmsConnection | ForEach-Object Endpoint | Should -Be $Server.Endpoint
+    }
+
+    It 'missing credentials stop the key cmdlets with one clear error' {
+        $saved = @{}
+        foreach ($name in 'HOME', 'ALIBABA_CLOUD_ACCESS_KEY_ID', 'ALIBABA_CLOUD_ACCESS_KEY_SECRET', 'ALIBABA_CLOUD_CREDENTIALS_URI', 'ALIBABA_CLOUD_ECS_METADATA_DISABLED') { $saved[$name] = [Environment]::GetEnvironmentVariable($name) }
+        Disconnect-Kms
+        try {
+            $env:HOME = $TestDrive
+            $env:ALIBABA_CLOUD_ACCESS_KEY_ID = $null; $env:ALIBABA_CLOUD_ACCESS_KEY_SECRET = $null; $env:ALIBABA_CLOUD_CREDENTIALS_URI = $null
+            $env:ALIBABA_CLOUD_ECS_METADATA_DISABLED = 'true'
+            { Get-KmsKey -Endpoint $Server.Endpoint -ErrorAction Stop } | Should -Throw -ErrorId 'KmsCredentialsFailed*'
+        }
+        finally {
+            foreach ($name in $saved.Keys) { [Environment]::SetEnvironmentVariable($name, $saved[$name]) }
+            Connect-Kms -Endpoint $Server.Endpoint -Credential (Get-TestCredential)
+        }
     }
 
     It 'refuses plain http to a remote host unless allowed' {

@@ -64,6 +64,12 @@ public sealed class ConnectKmsCommand : EnvelopeCmdlet
     protected override void EndProcessing()
     {
         string? ca = CaCertificatePath is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(CaCertificatePath);
+        if (ca is not null && Endpoint is null)
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-CaCertificatePath applies to an explicit -Endpoint (a KMS instance); give -Endpoint too."),
+                "KmsConfigurationInvalid", ErrorCategory.InvalidArgument, CaCertificatePath));
+        if (AllowInsecureHttp && Endpoint is null)
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-AllowInsecureHttp applies to an explicit http:// -Endpoint; give -Endpoint too."),
+                "KmsConfigurationInvalid", ErrorCategory.InvalidArgument, null));
         if (ca is not null && !File.Exists(ca))
             ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"Cannot find the CA certificate '{ca}'.", ca), "KmsCaCertificateNotFound", ErrorCategory.ObjectNotFound, ca));
         if (Endpoint is not null)

@@ -6,7 +6,7 @@ using EnvelopeKms.PowerShell.Infrastructure;
 namespace EnvelopeKms.PowerShell.Commands;
 
 /// <summary>Shows an envelope file's header — format, suite, KMS keys, encryption context, sizes — without any KMS call.</summary>
-[Cmdlet(VerbsCommon.Get, "EnvelopeFileInfo", DefaultParameterSetName = "Path")]
+[Cmdlet(VerbsCommon.Get, "EnvelopeFileInfo", DefaultParameterSetName = "LiteralPath")]
 [OutputType(typeof(EnvelopeFileInfo))]
 public sealed class GetEnvelopeFileInfoCommand : EnvelopeCmdlet
 {

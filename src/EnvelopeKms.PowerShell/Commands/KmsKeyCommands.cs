@@ -16,10 +16,12 @@ public abstract class KmsKeyCmdlet : KmsCmdlet
             Run(call);
             return true;
         }
-        catch (Exception e) when (e is KmsException or ArgumentException)
+        catch (Exception e) when (e is KmsException or ArgumentException or Credentials.CredentialsException or KmsConfigurationException)
         {
             var record = ErrorMapper.ToErrorRecord(e, target);
-            if (record.FullyQualifiedErrorId is "KmsAuthenticationFailed" or "KmsClockSkew") ThrowTerminatingError(record);
+            // Credentials, clock and configuration problems fail every call alike: stop once.
+            if (record.FullyQualifiedErrorId is "KmsAuthenticationFailed" or "KmsClockSkew" or "KmsCredentialsFailed" or "KmsConfigurationInvalid")
+                ThrowTerminatingError(record);
             WriteError(record);
             return false;
         }

@@ -9,7 +9,7 @@ using EnvelopeKms.PowerShell.Infrastructure;
 namespace EnvelopeKms.PowerShell.Commands;
 
 /// <summary>Encrypts files with a KMS data key into EKMS envelope files.</summary>
-[Cmdlet(VerbsSecurity.Protect, "EnvelopeFile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = PathSet)]
+[Cmdlet(VerbsSecurity.Protect, "EnvelopeFile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = LiteralPathSet)]
 [OutputType(typeof(EnvelopeFileResult))]
 public sealed class ProtectEnvelopeFileCommand : EnvelopeFileCmdlet
 {
@@ -21,6 +21,8 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileCmdlet
     private string? _destinationDirectory;
     private int _inputs;
     private int _alreadyProtected;
+    private bool _removeYesToAll;
+    private bool _removeNoToAll;
 
     /// <summary>KMS keys (key id, alias/... or ARN). The first generates the data key; each other one also wraps it.</summary>
     [Parameter(Mandatory = true)]
@@ -109,7 +111,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileCmdlet
             if (IsAlreadyProtected(source))
             {
                 _alreadyProtected++;
-                WriteVerbose($"Skipping '{source}': it is already an EKMS envelope file.");
+                WriteVerbose($"Skipping '{source}': it is already an envelope file.");
                 continue;
             }
             if (!Force && File.Exists(destination))
@@ -117,7 +119,8 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileCmdlet
                 WriteError(new ErrorRecord(new DestinationExistsException(destination), "EnvelopeDestinationExists", ErrorCategory.ResourceExists, source));
                 continue;
             }
-            if (!ShouldProcess(source, $"Encrypt to '{destination}'")) continue;
+            string action = RemoveSource ? $"Encrypt to '{destination}', then remove the source" : $"Encrypt to '{destination}'";
+            if (!ShouldProcess(source, action)) continue;
             bool remove = RemoveSource && ConfirmRemoval(source);
             long length = new FileInfo(source).Length;
             _ = Batcher; // created here, on the pipeline thread, where the KMS client may write verbose output or errors
@@ -131,7 +134,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileCmdlet
         _progress!.Complete();
         WriteSkippedDirectorySummary();
         if (_alreadyProtected > 0)
-            WriteWarning($"Skipped {_alreadyProtected} file(s) that are already EKMS envelope files.");
+            WriteWarning($"Skipped {_alreadyProtected} file(s) that are already envelope files (EKMS or legacy).");
         if (_batcher is not null)
             WriteVerbose($"{_batcher.DataKeysGenerated} data key(s) generated for {_queue.CompletedCount} file(s).");
     }
@@ -153,14 +156,16 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileCmdlet
         return source + suffix;
     }
 
+    /// <summary>A .ekms file that already holds an EKMS or legacy envelope (by content) is not encrypted again.</summary>
     private static bool IsAlreadyProtected(string source)
     {
         if (!source.EndsWith(EnvelopeFormat.FileExtension, StringComparison.OrdinalIgnoreCase)) return false;
         try
         {
             using var stream = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
-            Span<byte> prefix = stackalloc byte[8];
-            return stream.ReadAtLeast(prefix, 8, throwOnEndOfStream: false) == 8 && prefix.SequenceEqual(EnvelopeFormat.Magic);
+            Span<byte> prefix = stackalloc byte[64];
+            int n = stream.ReadAtLeast(prefix, prefix.Length, throwOnEndOfStream: false);
+            return LegacyFileOperations.Detect(prefix[..n]) != EnvelopeFileFormat.Unknown;
         }
         catch (IOException) { return false; }
         catch (UnauthorizedAccessException) { return false; }
@@ -170,11 +175,12 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileCmdlet
     private bool ConfirmRemoval(string source)
     {
         if (Force) return true;
-        bool confirm = MyInvocation.BoundParameters.TryGetValue("Confirm", out var value)
-            ? ((SwitchParameter)value).IsPresent
-            : GetVariableValue("ConfirmPreference") is ConfirmImpact preference && preference != ConfirmImpact.None && preference <= ConfirmImpact.High;
+        // -Confirm or -Confirm:$false was given: ShouldProcess already asked (or was told not to) about the removal.
+        if (MyInvocation.BoundParameters.ContainsKey("Confirm")) return true;
+        bool confirm = GetVariableValue("ConfirmPreference") is ConfirmImpact preference && preference != ConfirmImpact.None && preference <= ConfirmImpact.High;
         if (!confirm) return true;
-        return ShouldContinue($"Delete '{source}' after its encrypted copy has been written and verified?", "Remove source file");
+        return ShouldContinue($"Delete '{source}' after its encrypted copy has been written and verified?", "Remove source file",
+            ref _removeYesToAll, ref _removeNoToAll);
     }
 
     private DataKeyBatcher Batcher => _batcher ??= new DataKeyBatcher(

@@ -14,7 +14,7 @@ namespace EnvelopeKms.PowerShell.Commands;
 /// Returns $true for a file that decrypts, $false for one that does not (the reason goes to the verbose stream);
 /// errors only for what prevents the check (missing file, KMS unreachable, bad credentials).
 /// </summary>
-[Cmdlet(VerbsDiagnostic.Test, "EnvelopeFile", DefaultParameterSetName = PathSet)]
+[Cmdlet(VerbsDiagnostic.Test, "EnvelopeFile", DefaultParameterSetName = LiteralPathSet)]
 [OutputType(typeof(bool))]
 public sealed class TestEnvelopeFileCommand : EnvelopeFileCmdlet
 {

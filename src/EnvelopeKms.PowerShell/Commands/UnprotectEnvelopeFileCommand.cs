@@ -9,7 +9,7 @@ using EnvelopeKms.PowerShell.Infrastructure;
 namespace EnvelopeKms.PowerShell.Commands;
 
 /// <summary>Decrypts EKMS envelope files (and the KMS documentation sample's legacy files).</summary>
-[Cmdlet(VerbsSecurity.Unprotect, "EnvelopeFile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = PathSet)]
+[Cmdlet(VerbsSecurity.Unprotect, "EnvelopeFile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = LiteralPathSet)]
 [OutputType(typeof(EnvelopeFileResult))]
 public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileCmdlet
 {

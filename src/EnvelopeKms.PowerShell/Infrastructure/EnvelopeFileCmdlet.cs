@@ -8,6 +8,11 @@ namespace EnvelopeKms.PowerShell.Infrastructure;
 /// Get-ChildItem through PSPath, so names with brackets work), FileSystem provider only, paths resolved against
 /// the session's current location rather than the process's.
 /// </summary>
+/// <remarks>
+/// Derived cmdlets make LiteralPath their default parameter set: an object with both Path and PSPath properties
+/// (this module's own results) then binds to -LiteralPath, so names with brackets survive the pipeline, while a
+/// piped or positional string still binds to -Path, the only set that takes it.
+/// </remarks>
 public abstract class EnvelopeFileCmdlet : KmsCmdlet
 {
     protected const string PathSet = "Path";

@@ -6,7 +6,8 @@ namespace EnvelopeKms.PowerShell.Infrastructure;
 
 /// <summary>
 /// Base of every cmdlet that calls KMS: the same -Region, -Endpoint, -ProfileName and -Credential parameters on all
-/// of them (so one <c>$PSDefaultParameterValues['*-Kms*:Region']</c> entry covers them), resolved in the order
+/// of them (so <c>$PSDefaultParameterValues['*:Region']</c>, or one entry per noun pattern such as
+/// <c>'*-Kms*:Region'</c> and <c>'*-EnvelopeFile:Region'</c>, covers them), resolved in the order
 /// bound parameter → Connect-Kms default → environment → profile files → instance metadata.
 /// </summary>
 public abstract class KmsCmdlet : EnvelopeCmdlet

@@ -20,7 +20,7 @@ internal static class KmsConnectionResolver
             Region = region ?? defaults?.Region,
             Endpoint = endpoint ?? defaults?.Endpoint,
             CaCertificatePath = endpointFromDefaults ? defaults?.CaCertificatePath : null,
-            AllowInsecureHttp = defaults?.AllowInsecureHttp ?? false,
+            AllowInsecureHttp = endpointFromDefaults && defaults!.AllowInsecureHttp,
             ProfileName = profileName ?? defaults?.ProfileName,
             AccessKeyId = explicitCredential?.UserName,
             AccessKeySecret = explicitCredential?.GetNetworkCredential().Password,
