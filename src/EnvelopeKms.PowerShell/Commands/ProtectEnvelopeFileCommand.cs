@@ -11,15 +11,15 @@ namespace EnvelopeKms.PowerShell.Commands;
 /// <summary>Encrypts files with a KMS data key into EKMS envelope files.</summary>
 [Cmdlet(VerbsSecurity.Protect, "EnvelopeFile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = LiteralPathSet)]
 [OutputType(typeof(EnvelopeFileResult))]
-public sealed class ProtectEnvelopeFileCommand : EnvelopeFileCmdlet
+public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 {
     private Keys.EncryptionContext _context = Keys.EncryptionContext.Empty;
     private DataKeyBatcher? _batcher;
-    private FileWorkQueue? _queue;
-    private ProgressReporter? _progress;
-    private string? _destinationFile;
-    private string? _destinationDirectory;
-    private int _inputs;
+    private static readonly IReadOnlySet<string> KeyLevelErrors = new HashSet<string>
+    {
+        // A key or credential problem fails every file the same way: stop once instead of an error per file.
+        "KmsAuthenticationFailed", "KmsCredentialsFailed", "KmsConfigurationInvalid", "KmsKeyNotFound", "KmsRefused", "KmsClockSkew", "KmsInvalidParameter",
+    };
     private int _alreadyProtected;
     private bool _removeYesToAll;
     private bool _removeNoToAll;
@@ -35,27 +35,9 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileCmdlet
     [Alias("Context")]
     public Hashtable? EncryptionContext { get; set; }
 
-    /// <summary>A folder for the outputs, or a file name when there is one input. Default: beside each source, with .ekms added.</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? Destination { get; set; }
-
-    /// <summary>Overwrite existing outputs.</summary>
-    [Parameter]
-    public SwitchParameter Force { get; set; }
-
-    /// <summary>Write a result object for each file written.</summary>
-    [Parameter]
-    public SwitchParameter PassThru { get; set; }
-
     /// <summary>Delete each source once its output has been written and verified by decrypting it (asks for confirmation).</summary>
     [Parameter]
     public SwitchParameter RemoveSource { get; set; }
-
-    /// <summary>Files processed at once.</summary>
-    [Parameter]
-    [ValidateRange(1, 256)]
-    public int ThrottleLimit { get; set; } = Math.Max(2, Environment.ProcessorCount * 2);
 
     /// <summary>Fetch a new data key for every file instead of sharing one across the batch.</summary>
     [Parameter]
@@ -67,6 +49,8 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileCmdlet
     public string Format { get; set; } = "EKMS";
 
     private bool Legacy => string.Equals(Format, "Legacy", StringComparison.OrdinalIgnoreCase);
+
+    protected override IReadOnlySet<string> TerminatingErrorIds => KeyLevelErrors;
 
     protected override void BeginProcessing()
     {
@@ -87,73 +71,38 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileCmdlet
         if (KeyId.Length > EnvelopeFormat.MaxWrappedKeysHardLimit)
             ThrowTerminatingError(new ErrorRecord(new ArgumentException($"At most {EnvelopeFormat.MaxWrappedKeysHardLimit} KMS keys can wrap one file."),
                 "EnvelopeTooManyKeys", ErrorCategory.InvalidArgument, KeyId));
-        if (Destination is not null)
-        {
-            string resolved = ResolveDestination(Destination);
-            bool endsWithSeparator = Destination.EndsWith('/') || Destination.EndsWith(System.IO.Path.DirectorySeparatorChar);
-            if (Directory.Exists(resolved) || endsWithSeparator)
-            {
-                if (!Directory.Exists(resolved) && ShouldProcess(resolved, "Create destination directory")) Directory.CreateDirectory(resolved);
-                _destinationDirectory = resolved;
-            }
-            else _destinationFile = resolved;
-        }
         foreach (var key in KeyId) ModuleState.Current.RememberKey(key);
-        _progress = new ProgressReporter(this, "Protect-EnvelopeFile");
-        _queue = new FileWorkQueue(ThrottleLimit, OnCompleted, _progress.Update, CancellationToken);
+        BeginWriting();
     }
 
     protected override void ProcessRecord()
     {
         foreach (var source in ResolveInputFiles())
         {
-            string destination = DestinationFor(source);
+            string destination = DestinationFor(source, System.IO.Path.GetFileName(source) + EnvelopeFormat.FileExtension)!;
             if (IsAlreadyProtected(source))
             {
                 _alreadyProtected++;
                 WriteVerbose($"Skipping '{source}': it is already an envelope file.");
                 continue;
             }
-            if (!Force && File.Exists(destination))
-            {
-                WriteError(new ErrorRecord(new DestinationExistsException(destination), "EnvelopeDestinationExists", ErrorCategory.ResourceExists, source));
-                continue;
-            }
+            if (!CheckDestinationFree(source, destination)) continue;
             string action = RemoveSource ? $"Encrypt to '{destination}', then remove the source" : $"Encrypt to '{destination}'";
             if (!ShouldProcess(source, action)) continue;
             bool remove = RemoveSource && ConfirmRemoval(source);
             long length = new FileInfo(source).Length;
             _ = Batcher; // created here, on the pipeline thread, where the KMS client may write verbose output or errors
-            _queue!.Start(new FileWorkQueue.WorkItem(source, length), (item, ct) => ProtectAsync(item, destination, remove, ct));
+            Queue.Start(new FileWorkQueue.WorkItem(source, length), (item, ct) => ProtectAsync(item, destination, remove, ct));
         }
     }
 
     protected override void EndProcessing()
     {
-        _queue!.Drain();
-        _progress!.Complete();
-        WriteSkippedDirectorySummary();
+        EndWriting();
         if (_alreadyProtected > 0)
             WriteWarning($"Skipped {_alreadyProtected} file(s) that are already envelope files (EKMS or legacy).");
         if (_batcher is not null)
-            WriteVerbose($"{_batcher.DataKeysGenerated} data key(s) generated for {_queue.CompletedCount} file(s).");
-    }
-
-    private string DestinationFor(string source)
-    {
-        string suffix = EnvelopeFormat.FileExtension;
-        if (_destinationFile is not null)
-        {
-            if (++_inputs > 1)
-            {
-                CancelWork();
-                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Destination '{Destination}' names a file, but more than one file was given. Give a folder instead."),
-                    "EnvelopeDestinationNotDirectory", ErrorCategory.InvalidArgument, Destination));
-            }
-            return _destinationFile;
-        }
-        if (_destinationDirectory is not null) return System.IO.Path.Combine(_destinationDirectory, System.IO.Path.GetFileName(source) + suffix);
-        return source + suffix;
+            WriteVerbose($"{_batcher.DataKeysGenerated} data key(s) generated for {Queue.CompletedCount} file(s).");
     }
 
     /// <summary>A .ekms file that already holds an EKMS or legacy envelope (by content) is not encrypted again.</summary>
@@ -219,33 +168,9 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileCmdlet
         System.Security.Cryptography.CryptographicOperations.ZeroMemory(envelope.Decrypt(key));
     }
 
-    private void OnCompleted(FileWorkQueue.Completion completion)
-    {
-        if (completion.Error is null)
-        {
-            var result = (EnvelopeFileResult)completion.Result!;
-            WriteVerbose($"Encrypted '{result.Source}' to '{result.Path}' with KMS key {result.KeyId}{(result.SourceRemoved ? "; source removed" : "")}.");
-            if (PassThru) WriteObject(result);
-            return;
-        }
-        var record = ErrorMapper.ToErrorRecord(completion.Error, completion.Item.Source);
-        // A key or credential problem fails every file the same way: stop once instead of an error per file.
-        if (record.FullyQualifiedErrorId is "KmsAuthenticationFailed" or "KmsCredentialsFailed" or "KmsConfigurationInvalid" or "KmsKeyNotFound" or "KmsRefused" or "KmsClockSkew" or "KmsInvalidParameter")
-        {
-            CancelWork();
-            ThrowTerminatingError(record);
-        }
-        WriteError(record);
-    }
-
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
-        {
-            CancelWork();
-            _queue?.Dispose();
-            _batcher?.Dispose();
-        }
-        base.Dispose(disposing);
+        base.Dispose(disposing); // first: stops and waits for the files in flight
+        if (disposing) _batcher?.Dispose();
     }
 }

@@ -11,16 +11,16 @@ namespace EnvelopeKms.PowerShell.Commands;
 /// <summary>Decrypts EKMS envelope files (and the KMS documentation sample's legacy files).</summary>
 [Cmdlet(VerbsSecurity.Unprotect, "EnvelopeFile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = LiteralPathSet)]
 [OutputType(typeof(EnvelopeFileResult))]
-public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileCmdlet
+public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 {
     private static readonly string[] StrippedSuffixes = [EnvelopeFormat.FileExtension, ".encrypted", ".enc"];
     private Keys.EncryptionContext _required = Keys.EncryptionContext.Empty;
     private CachingDataKeyProvider? _keys;
-    private FileWorkQueue? _queue;
-    private ProgressReporter? _progress;
-    private string? _destinationFile;
-    private string? _destinationDirectory;
-    private int _inputs;
+    private static readonly IReadOnlySet<string> SessionLevelErrors = new HashSet<string>
+    {
+        // Files have their own wrapped keys, so only credential, clock and configuration problems fail them all.
+        "KmsAuthenticationFailed", "KmsCredentialsFailed", "KmsConfigurationInvalid", "KmsClockSkew",
+    };
 
     /// <summary>Pairs that must be in each file's encryption context, with these values.</summary>
     [Parameter]
@@ -33,20 +33,7 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileCmdlet
     [ArgumentCompleter(typeof(KmsKeyCompleter))]
     public string[]? AllowedKeyId { get; set; }
 
-    /// <summary>A folder for the outputs, or a file name when there is one input. Default: beside each source, without .ekms.</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? Destination { get; set; }
-
-    [Parameter]
-    public SwitchParameter Force { get; set; }
-
-    [Parameter]
-    public SwitchParameter PassThru { get; set; }
-
-    [Parameter]
-    [ValidateRange(1, 256)]
-    public int ThrottleLimit { get; set; } = Math.Max(2, Environment.ProcessorCount * 2);
+    protected override IReadOnlySet<string> TerminatingErrorIds => SessionLevelErrors;
 
     protected override void BeginProcessing()
     {
@@ -58,70 +45,37 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileCmdlet
         {
             ThrowTerminatingError(new ErrorRecord(e, "EnvelopeContextInvalid", ErrorCategory.InvalidArgument, EncryptionContext));
         }
-        if (Destination is not null)
-        {
-            string resolved = ResolveDestination(Destination);
-            bool endsWithSeparator = Destination.EndsWith('/') || Destination.EndsWith(System.IO.Path.DirectorySeparatorChar);
-            if (Directory.Exists(resolved) || endsWithSeparator)
-            {
-                if (!Directory.Exists(resolved) && ShouldProcess(resolved, "Create destination directory")) Directory.CreateDirectory(resolved);
-                _destinationDirectory = resolved;
-            }
-            else _destinationFile = resolved;
-        }
-        _progress = new ProgressReporter(this, "Unprotect-EnvelopeFile");
-        _queue = new FileWorkQueue(ThrottleLimit, OnCompleted, _progress.Update, CancellationToken);
+        BeginWriting();
     }
 
     protected override void ProcessRecord()
     {
         foreach (var source in ResolveInputFiles())
         {
-            string? destination = DestinationFor(source);
+            string? destination = DestinationFor(source, StripSuffix(System.IO.Path.GetFileName(source)));
             if (destination is null)
             {
                 WriteError(new ErrorRecord(new ArgumentException($"Cannot tell the output name of '{source}': it does not end in .ekms. Give -Destination."),
                     "EnvelopeDestinationRequired", ErrorCategory.InvalidArgument, source));
                 continue;
             }
-            if (!Force && File.Exists(destination))
-            {
-                WriteError(new ErrorRecord(new DestinationExistsException(destination), "EnvelopeDestinationExists", ErrorCategory.ResourceExists, source));
-                continue;
-            }
+            if (!CheckDestinationFree(source, destination)) continue;
             if (!ShouldProcess(source, $"Decrypt to '{destination}'")) continue;
             _keys ??= new CachingDataKeyProvider(new KmsDataKeyProvider(Client, new KmsDataKeyProviderOptions { AllowedKeyIds = AllowedKeyId }));
-            _queue!.Start(new FileWorkQueue.WorkItem(source, new FileInfo(source).Length), (item, ct) => UnprotectAsync(item, destination, ct));
+            Queue.Start(new FileWorkQueue.WorkItem(source, new FileInfo(source).Length), (item, ct) => UnprotectAsync(item, destination, ct));
         }
     }
 
     protected override void EndProcessing()
     {
-        _queue!.Drain();
-        _progress!.Complete();
-        WriteSkippedDirectorySummary();
+        EndWriting();
     }
 
-    private string? DestinationFor(string source)
-    {
-        if (_destinationFile is not null)
-        {
-            if (++_inputs > 1)
-            {
-                CancelWork();
-                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Destination '{Destination}' names a file, but more than one file was given. Give a folder instead."),
-                    "EnvelopeDestinationNotDirectory", ErrorCategory.InvalidArgument, Destination));
-            }
-            return _destinationFile;
-        }
-        string name = System.IO.Path.GetFileName(source);
-        string? stripped = StrippedSuffixes
-            .Where(s => name.Length > s.Length && name.EndsWith(s, StringComparison.OrdinalIgnoreCase))
-            .Select(s => name[..^s.Length])
-            .FirstOrDefault();
-        if (stripped is null) return null;
-        return System.IO.Path.Combine(_destinationDirectory ?? System.IO.Path.GetDirectoryName(source)!, stripped);
-    }
+    /// <summary>The output name: the input name without .ekms (or the sample's .encrypted / .enc); null if it has none.</summary>
+    private static string? StripSuffix(string name) => StrippedSuffixes
+        .Where(s => name.Length > s.Length && name.EndsWith(s, StringComparison.OrdinalIgnoreCase))
+        .Select(s => name[..^s.Length])
+        .FirstOrDefault();
 
     private async Task<object?> UnprotectAsync(FileWorkQueue.WorkItem item, string destination, CancellationToken cancellationToken)
     {
@@ -149,33 +103,9 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileCmdlet
         };
     }
 
-    private void OnCompleted(FileWorkQueue.Completion completion)
-    {
-        if (completion.Error is null)
-        {
-            var result = (EnvelopeFileResult)completion.Result!;
-            ModuleState.Current.RememberKey(result.KeyId);
-            WriteVerbose($"Decrypted '{result.Source}' to '{result.Path}' with KMS key {result.KeyId}.");
-            if (PassThru) WriteObject(result);
-            return;
-        }
-        var record = ErrorMapper.ToErrorRecord(completion.Error, completion.Item.Source);
-        if (record.FullyQualifiedErrorId is "KmsAuthenticationFailed" or "KmsCredentialsFailed" or "KmsConfigurationInvalid" or "KmsClockSkew")
-        {
-            CancelWork();
-            ThrowTerminatingError(record);
-        }
-        WriteError(record);
-    }
-
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
-        {
-            CancelWork();
-            _queue?.Dispose();
-            _keys?.Dispose();
-        }
-        base.Dispose(disposing);
+        base.Dispose(disposing); // first: stops and waits for the files in flight
+        if (disposing) _keys?.Dispose();
     }
 }
