@@ -98,6 +98,10 @@ internal sealed class KmsHttpTransport : IDisposable
                 // The cached STS token expired between our refresh check and the server's: fetch new ones once.
                 refreshedCredentials = true;
                 _options.Credentials.Invalidate();
+                var fresh = await _options.Credentials.GetCredentialsAsync(cancellationToken).ConfigureAwait(false);
+                // A source that cannot renew (explicit credentials) hands back the same expired token: sending it
+                // again would only fail the same way.
+                if (fresh.AccessKeyId == credentials.AccessKeyId && fresh.SecurityToken == credentials.SecurityToken) throw failure;
                 attempt--;
                 continue;
             }

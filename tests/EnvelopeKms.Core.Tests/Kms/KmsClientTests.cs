@@ -250,12 +250,27 @@ public class KmsClientTests
     public async Task ExpiredSecurityToken_IsRefreshedOnlyOnce()
     {
         await using var server = new LocalHttpServer(_ => StubResponse.Error(400, "InvalidSecurityToken.Expired"));
-        var credentials = new CountingCredentialsProvider(token: "old");
+        var credentials = new CountingCredentialsProvider(token: "old",
+            afterInvalidate: _ => new EnvelopeKms.Credentials.AlibabaCloudCredentials("testid", "testsecret", "new"));
         using var client = TestClients.For(server, credentials, maxAttempts: 5);
         var e = await Assert.ThrowsAsync<KmsException>(() => client.EnableKeyAsync("k"));
         Assert.Equal("InvalidSecurityToken.Expired", e.Code);
         Assert.Equal(1, credentials.Invalidations);
-        Assert.Equal(2, server.Requests.Count);
+        Assert.Equal(new[] { "old", "new" }, server.Requests.Select(r => r.Header("x-acs-security-token")));
+    }
+
+    [Fact]
+    public async Task ExpiredSecurityToken_IsNotResentWhenTheSourceCannotRenewIt()
+    {
+        // Explicit credentials hand back the same token after Invalidate: a second request would fail the same way.
+        await using var server = new LocalHttpServer(_ => StubResponse.Error(400, "InvalidSecurityToken.Expired"));
+        var credentials = new CountingCredentialsProvider(token: "old");
+        using var client = TestClients.For(server, credentials, maxAttempts: 5);
+        var e = await Assert.ThrowsAsync<KmsException>(() => client.EnableKeyAsync("k"));
+        Assert.Equal("InvalidSecurityToken.Expired", e.Code);
+        Assert.Equal(1, e.Attempts);
+        Assert.Equal(1, credentials.Invalidations);
+        Assert.Single(server.Requests);
     }
 
     [Fact]
