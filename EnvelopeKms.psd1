@@ -36,7 +36,7 @@
             Tags         = @('Encryption', 'KMS', 'AlibabaCloud', 'Aliyun', 'Envelope', 'AES-GCM', 'Security', 'Linux', 'Windows', 'MacOS', 'PSEdition_Core')
             LicenseUri   = 'https://github.com/envelopekms/EnvelopeKms/blob/main/LICENSE'
             ProjectUri   = 'https://github.com/envelopekms/EnvelopeKms'
-            ReleaseNotes = 'See CHANGELOG.md in the project repository.'
+            ReleaseNotes = 'See https://github.com/envelopekms/EnvelopeKms/blob/main/CHANGELOG.md'
         }
     }
 }

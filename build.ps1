@@ -61,7 +61,7 @@ function Invoke-Build {
             Copy-Item -LiteralPath $file.FullName -Destination $binDir
         }
     }
-    Copy-Item -LiteralPath (Join-Path $RepoRoot 'EnvelopeKms.psd1') -Destination $StagedModule
+    Copy-Item -LiteralPath (Join-Path $RepoRoot 'EnvelopeKms.psd1'), (Join-Path $RepoRoot 'LICENSE') -Destination $StagedModule
     $moduleSource = Join-Path $RepoRoot 'module'
     if (Test-Path $moduleSource) {
         Get-ChildItem -LiteralPath $moduleSource | Copy-Item -Destination $StagedModule -Recurse
