@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Collections.Concurrent;
+using System.Runtime.ExceptionServices;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using EnvelopeKms.Crypto;
@@ -15,12 +17,13 @@ public sealed class ProgressCounter
 
 /// <summary>
 /// Streams frames through AES-GCM with reading, crypto and writing overlapped: while batch b is being encrypted
-/// or decrypted (split across cores), batch b+1 is being read and batch b−1 written. Buffers come from the shared
-/// pool and are reused for every batch, so the per-frame loop allocates nothing.
+/// or decrypted (split across cores), the next batches are being read and the previous ones written, each on a
+/// thread of its own. Buffers come from the shared pool and are reused for every batch, so the per-frame loop
+/// allocates nothing; a body that fits in one batch is processed inline without any thread.
 /// </summary>
 internal sealed class FrameProcessor : IDisposable
 {
-    private const int SlotCount = 3;
+    private const int SlotCount = 4;
     private const int TargetBatchBytes = 1 << 20;
 
     private readonly bool _encrypt;
@@ -63,55 +66,128 @@ internal sealed class FrameProcessor : IDisposable
         public readonly byte[] Input = input;
         public readonly byte[] Output = output;
         public int OutputLength;
-        public Task PendingWrite = Task.CompletedTask;
     }
 
     /// <summary>Processes the whole body; returns the plaintext byte count.</summary>
     public async Task<long> RunAsync(Stream input, Stream output, ProgressCounter? progress, CancellationToken cancellationToken)
     {
-        int inputBatch = _framesPerBatch * (_encrypt ? _frameLength : _frameLength + EnvelopeFormat.TagSize);
-        long nextIndex = 1;
-        long plaintextBytes = 0;
-        Task writeChain = Task.CompletedTask;
-        Task<int> readTask = FillAsync(input, _slots[0].Input, inputBatch, cancellationToken);
-        try
+        int inputBatch = InputBatchSize;
+        int read = await FillAsync(input, _slots[0].Input, inputBatch, cancellationToken).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (read < inputBatch)
         {
-            for (long batch = 0; ; batch++)
-            {
-                var slot = _slots[batch % _slots.Length];
-                int read = await readTask.ConfigureAwait(false);
-                cancellationToken.ThrowIfCancellationRequested();
-                bool last = read < inputBatch;
-                if (!last)
-                {
-                    var next = _slots[(batch + 1) % _slots.Length];
-                    await next.PendingWrite.ConfigureAwait(false);
-                    readTask = FillAsync(input, next.Input, inputBatch, cancellationToken);
-                }
-                int frames = ProcessBatch(slot, read, last, nextIndex, out long batchPlaintext);
-                nextIndex += frames;
-                plaintextBytes += batchPlaintext;
-                writeChain = WriteAfterAsync(writeChain, output, slot, progress, batchPlaintext, cancellationToken);
-                slot.PendingWrite = writeChain;
-                if (last) break;
-            }
-            await writeChain.ConfigureAwait(false);
-            return plaintextBytes;
+            // The whole body fits in one batch (every small file): no threads, no queues.
+            ProcessBatch(_slots[0], read, last: true, firstIndex: 1, out long plaintext);
+            await output.WriteAsync(_slots[0].Output.AsMemory(0, _slots[0].OutputLength), cancellationToken).ConfigureAwait(false);
+            progress?.Add(plaintext);
+            return plaintext;
         }
-        catch
-        {
-            // Let in-flight I/O finish before the buffers go back to the pool.
-            try { await readTask.ConfigureAwait(false); } catch { /* the first failure is the one reported */ }
-            try { await writeChain.ConfigureAwait(false); } catch { /* likewise */ }
-            throw;
-        }
+        // A large body: reading, AES and writing each get a thread of their own, so the kernel's copy work for the
+        // two files and the AES work overlap on the cores instead of adding up. Dedicated threads, because I/O
+        // queued to the thread pool would wait behind the AES workers that occupy it.
+        return await Task.Factory.StartNew(() => RunPipelined(input, output, read, progress, cancellationToken),
+            cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
     }
 
-    private static async Task WriteAfterAsync(Task previous, Stream output, Slot slot, ProgressCounter? progress, long plaintextBytes, CancellationToken cancellationToken)
+    private int InputBatchSize => _framesPerBatch * (_encrypt ? _frameLength : _frameLength + EnvelopeFormat.TagSize);
+
+    /// <summary>Reader thread → this thread (AES, split across cores) → writer thread, through bounded queues of slots.</summary>
+    private long RunPipelined(Stream input, Stream output, int firstRead, ProgressCounter? progress, CancellationToken cancellationToken)
     {
-        await previous.ConfigureAwait(false);
-        await output.WriteAsync(slot.Output.AsMemory(0, slot.OutputLength), cancellationToken).ConfigureAwait(false);
-        progress?.Add(plaintextBytes);
+        int inputBatch = InputBatchSize;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var free = new BlockingCollection<Slot>(_slots.Length);
+        using var filled = new BlockingCollection<(Slot Slot, int Read)>(_slots.Length);
+        using var sealedSlots = new BlockingCollection<(Slot Slot, long Plaintext)>(_slots.Length);
+        Exception? ioError = null;
+        void Fail(Exception e)
+        {
+            Interlocked.CompareExchange(ref ioError, e, null);
+            stop.Cancel();
+        }
+
+        filled.Add((_slots[0], firstRead));
+        for (int i = 1; i < _slots.Length; i++) free.Add(_slots[i]);
+
+        var reader = new Thread(() =>
+        {
+            try
+            {
+                while (true)
+                {
+                    var slot = free.Take(stop.Token);
+                    int n = FillSync(input, slot.Input, inputBatch, stop.Token);
+                    filled.Add((slot, n), stop.Token);
+                    if (n < inputBatch) break;
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
+            catch (Exception e) { Fail(e); }
+            finally { filled.CompleteAdding(); }
+        }) { IsBackground = true, Name = "EnvelopeKms reader" };
+
+        var writer = new Thread(() =>
+        {
+            try
+            {
+                foreach (var (slot, plaintext) in sealedSlots.GetConsumingEnumerable(stop.Token))
+                {
+                    output.Write(slot.Output, 0, slot.OutputLength);
+                    progress?.Add(plaintext);
+                    free.Add(slot, stop.Token);
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
+            catch (Exception e) { Fail(e); }
+        }) { IsBackground = true, Name = "EnvelopeKms writer" };
+
+        reader.Start();
+        writer.Start();
+        long nextIndex = 1;
+        long total = 0;
+        Exception? cryptError = null;
+        try
+        {
+            foreach (var (slot, read) in filled.GetConsumingEnumerable(stop.Token))
+            {
+                bool last = read < inputBatch;
+                int frames = ProcessBatch(slot, read, last, nextIndex, out long plaintext);
+                nextIndex += frames;
+                total += plaintext;
+                sealedSlots.Add((slot, plaintext), stop.Token);
+                if (last) break;
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
+        catch (Exception e)
+        {
+            cryptError = e;
+            stop.Cancel();
+        }
+        finally
+        {
+            sealedSlots.CompleteAdding();
+            // Both threads end before the buffers can go back to the pool.
+            reader.Join();
+            writer.Join();
+        }
+        if (cryptError is not null) ExceptionDispatchInfo.Throw(cryptError);
+        if (ioError is not null) ExceptionDispatchInfo.Throw(ioError);
+        cancellationToken.ThrowIfCancellationRequested();
+        return total;
+    }
+
+    private static int FillSync(Stream input, byte[] buffer, int count, CancellationToken cancellationToken)
+    {
+        int total = 0;
+        while (total < count)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int n = input.Read(buffer, total, count - total);
+            if (n == 0) break;
+            total += n;
+        }
+        return total;
     }
 
     private static async Task<int> FillAsync(Stream input, byte[] buffer, int count, CancellationToken cancellationToken)
