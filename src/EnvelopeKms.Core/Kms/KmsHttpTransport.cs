@@ -292,7 +292,7 @@ internal sealed class KmsHttpTransport : IDisposable
     private static string ReadSanitisedMessage(ref Utf8JsonReader reader)
     {
         int max = reader.HasValueSequence ? checked((int)reader.ValueSequence.Length) : reader.ValueSpan.Length;
-        var scratch = GC.AllocateUninitializedArray<byte>(Math.Max(1, max), pinned: true);
+        var scratch = Keys.SecretBuffers.Track(GC.AllocateUninitializedArray<byte>(Math.Max(1, max), pinned: true));
         try
         {
             int n = reader.CopyString(scratch);
