@@ -170,21 +170,19 @@ public static class EnvelopeFileOperations
                 cancellationToken.ThrowIfCancellationRequested();
                 output.Flush(flushToDisk: true);
                 length = output.Length;
+                if (!OperatingSystem.IsWindows())
+                {
+                    // Rename while the file is still open and owner-only, then widen the mode through the handle: the
+                    // temp name never carries more than 0600, the output is at most briefly tighter than its final
+                    // mode, and the chmod reaches the inode just written, never whatever a path might point to.
+                    var mode = File.GetUnixFileMode(source) & (UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
+                    Move(temp, destination, overwrite);
+                    moved = true;
+                    try { File.SetUnixFileMode(output.SafeFileHandle, mode | UnixFileMode.UserRead | UnixFileMode.UserWrite); }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // stays owner-only: tighter, never looser
+                }
             }
-            if (!OperatingSystem.IsWindows())
-            {
-                // The output is no looser than the source: the source's mode, owner-only bits kept.
-                var mode = File.GetUnixFileMode(source) & (UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
-                File.SetUnixFileMode(temp, mode | UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-            try
-            {
-                File.Move(temp, destination, overwrite);
-            }
-            catch (IOException) when (!overwrite && File.Exists(destination))
-            {
-                throw new DestinationExistsException(destination);
-            }
+            if (!moved) Move(temp, destination, overwrite); // Windows: an open file cannot be renamed
             moved = true;
             return length;
         }
@@ -194,6 +192,18 @@ public static class EnvelopeFileOperations
             {
                 try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             }
+        }
+    }
+
+    private static void Move(string temp, string destination, bool overwrite)
+    {
+        try
+        {
+            File.Move(temp, destination, overwrite);
+        }
+        catch (IOException) when (!overwrite && (File.Exists(destination) || IsSymbolicLink(destination)))
+        {
+            throw new DestinationExistsException(destination);
         }
     }
 }
