@@ -311,6 +311,53 @@ public class ParserFuzzTests(ITestOutputHelper output)
         Assert.Equal(files.Count, decrypted);
     }
 
+    /// <summary>The documentation sample's legacy format: mutated four-line files parse and decrypt, or fail with a documented error.</summary>
+    [Fact]
+    public async Task MutatedLegacyFiles_OnlyDocumentedErrors()
+    {
+        int seed = Seed(4004);
+        var random = new Random(seed);
+        var provider = new InMemoryKeyProvider();
+        var files = new List<byte[]>();
+        foreach (int length in new[] { 0, 1, 16, 100, 1000 })
+        {
+            using var key = provider.NewKey("k1");
+            files.Add(EnvelopeKms.Legacy.LegacyEnvelope.Encrypt(key, Bytes.Random(length, length)));
+        }
+        var kinds = new Dictionary<string, int>();
+        for (int i = 0; i < Cases(2000); i++)
+        {
+            var original = files[random.Next(files.Count)];
+            var input = Mutate(random, original, original.Length);
+            if (random.Next(4) == 0)
+            {
+                // Text-level damage: line endings, spaces, extra or missing lines, non-base64 characters.
+                var text = new StringBuilder(Encoding.ASCII.GetString(input));
+                int at = random.Next(text.Length + 1);
+                text.Insert(at, random.Next(5) switch { 0 => "\r\n", 1 => " ", 2 => "\n\n", 3 => "@", _ => "\u00e9" });
+                input = Encoding.UTF8.GetBytes(text.ToString());
+            }
+            string label = $"legacy seed {seed} case {i}";
+            var work = Task.Run(async () =>
+            {
+                try
+                {
+                    var envelope = EnvelopeKms.Legacy.LegacyEnvelope.Parse(input);
+                    using var key = await provider.DecryptDataKeyAsync([envelope.WrappedKey], EncryptionContext.Empty, CancellationToken.None);
+                    envelope.Decrypt(key);
+                    return "decrypted";
+                }
+                catch (EnvelopeException e) { return "legacy:" + e.Error; }
+                catch (KeyProviderException e) { return "key:" + e.Error; }
+            });
+            string kind;
+            try { kind = await work.WaitAsync(CaseTimeout); }
+            catch (Exception e) { throw new Xunit.Sdk.XunitException($"{label}: {e.GetType().FullName}: {e.Message}; input {Describe(input)}\n{e}"); }
+            kinds[kind] = kinds.GetValueOrDefault(kind) + 1;
+        }
+        Report("legacy", seed, kinds, 0);
+    }
+
     // ---- the extremes, one by one -----------------------------------------------------------------------------
 
     private static byte[] Header(uint frameLength, int ecLength, byte[] ec, int? keyCount = null, Action<List<byte>>? keys = null)
