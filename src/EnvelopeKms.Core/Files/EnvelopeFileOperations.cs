@@ -35,7 +35,9 @@ public static class EnvelopeFileOperations
         {
             header = await Envelope.EncryptAsync(input, output, dataKey, context, options, progress, cancellationToken).ConfigureAwait(false);
         }, cancellationToken).ConfigureAwait(false);
-        return new EnvelopeFileResult(source, destination, header!, inputLength, outputLength, dataKey.KeyId);
+        // A source that grew or shrank while it was read is encrypted as read: report that length, not the one at open.
+        long plaintextLength = header!.GetPlaintextLength(outputLength) ?? inputLength;
+        return new EnvelopeFileResult(source, destination, header, plaintextLength, outputLength, dataKey.KeyId);
     }
 
     public static async Task<EnvelopeFileResult> DecryptFileAsync(string source, string destination, IDataKeyProvider keyProvider,
@@ -111,9 +113,32 @@ public static class EnvelopeFileOperations
     public static string GetTempPath(string destination)
     {
         string directory = Path.GetDirectoryName(destination)!;
-        string name = Path.GetFileName(destination);
-        if (name.Length > 180) name = name[..180]; // keep within NAME_MAX with the suffix and random part
+        string name = TruncateUtf8(Path.GetFileName(destination), MaxTempStemBytes);
         return Path.Combine(directory, $".{name}.{Guid.NewGuid():N}{TempSuffix}");
+    }
+
+    /// <summary>
+    /// Bytes of the destination's name kept in the temp name. File systems limit a name to 255 bytes (NAME_MAX, in
+    /// UTF-8 on Linux and macOS; 255 UTF-16 units on NTFS), and the temp name adds "." + "." + 32 hex + the suffix:
+    /// 43 bytes. Counting characters instead of bytes let a 255-byte non-ASCII name produce a temp name too long
+    /// to create.
+    /// </summary>
+    internal const int MaxTempStemBytes = 200;
+
+    /// <summary>The longest prefix of <paramref name="name"/> whose UTF-8 form fits in <paramref name="maxBytes"/>, never splitting a surrogate pair.</summary>
+    internal static string TruncateUtf8(string name, int maxBytes)
+    {
+        if (System.Text.Encoding.UTF8.GetByteCount(name) <= maxBytes) return name;
+        int bytes = 0, i = 0;
+        while (i < name.Length)
+        {
+            int width = char.IsSurrogatePair(name, i) ? 2 : 1;
+            int n = System.Text.Encoding.UTF8.GetByteCount(name.AsSpan(i, width));
+            if (bytes + n > maxBytes) break;
+            bytes += n;
+            i += width;
+        }
+        return name[..i];
     }
 
     /// <summary>Checks the paths, then writes through <paramref name="write"/> to a temp file renamed into place on success.</summary>
@@ -145,21 +170,19 @@ public static class EnvelopeFileOperations
                 cancellationToken.ThrowIfCancellationRequested();
                 output.Flush(flushToDisk: true);
                 length = output.Length;
+                if (!OperatingSystem.IsWindows())
+                {
+                    // Rename while the file is still open and owner-only, then widen the mode through the handle: the
+                    // temp name never carries more than 0600, the output is at most briefly tighter than its final
+                    // mode, and the chmod reaches the inode just written, never whatever a path might point to.
+                    var mode = File.GetUnixFileMode(source) & (UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
+                    Move(temp, destination, overwrite);
+                    moved = true;
+                    try { File.SetUnixFileMode(output.SafeFileHandle, mode | UnixFileMode.UserRead | UnixFileMode.UserWrite); }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // stays owner-only: tighter, never looser
+                }
             }
-            if (!OperatingSystem.IsWindows())
-            {
-                // The output is no looser than the source: the source's mode, owner-only bits kept.
-                var mode = File.GetUnixFileMode(source) & (UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
-                File.SetUnixFileMode(temp, mode | UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-            try
-            {
-                File.Move(temp, destination, overwrite);
-            }
-            catch (IOException) when (!overwrite && File.Exists(destination))
-            {
-                throw new DestinationExistsException(destination);
-            }
+            if (!moved) Move(temp, destination, overwrite); // Windows: an open file cannot be renamed
             moved = true;
             return length;
         }
@@ -169,6 +192,18 @@ public static class EnvelopeFileOperations
             {
                 try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             }
+        }
+    }
+
+    private static void Move(string temp, string destination, bool overwrite)
+    {
+        try
+        {
+            File.Move(temp, destination, overwrite);
+        }
+        catch (IOException) when (!overwrite && (File.Exists(destination) || IsSymbolicLink(destination)))
+        {
+            throw new DestinationExistsException(destination);
         }
     }
 }

@@ -53,7 +53,7 @@ public static class Envelope
         EnvelopeEncryptOptions? options, ProgressCounter? progress, CancellationToken cancellationToken)
     {
         options ??= EnvelopeEncryptOptions.Default;
-        byte[] fileKey = GC.AllocateArray<byte>(FrameCipher.KeySize, pinned: true);
+        byte[] fileKey = SecretBuffers.Track(GC.AllocateArray<byte>(FrameCipher.KeySize, pinned: true));
         try
         {
             var header = EnvelopeHeader.Create(dataKey, context, options.FrameLength, messageId, fileKey);
@@ -91,7 +91,7 @@ public static class Envelope
     public static async Task<DataKey> UnwrapAsync(EnvelopeHeader header, IDataKeyProvider keyProvider, CancellationToken cancellationToken = default)
     {
         var remaining = header.WrappedKeys.ToList();
-        byte[] fileKey = GC.AllocateArray<byte>(FrameCipher.KeySize, pinned: true);
+        byte[] fileKey = SecretBuffers.Track(GC.AllocateArray<byte>(FrameCipher.KeySize, pinned: true));
         try
         {
             while (true)
@@ -136,7 +136,7 @@ public static class Envelope
         EnvelopeDecryptOptions? options = null, ProgressCounter? progress = null, CancellationToken cancellationToken = default)
     {
         options ??= EnvelopeDecryptOptions.Default;
-        byte[] fileKey = GC.AllocateArray<byte>(FrameCipher.KeySize, pinned: true);
+        byte[] fileKey = SecretBuffers.Track(GC.AllocateArray<byte>(FrameCipher.KeySize, pinned: true));
         try
         {
             header.Authenticate(dataKey, fileKey);

@@ -27,9 +27,13 @@ public sealed class CachingDataKeyProvider(IDataKeyProvider inner) : IDataKeyPro
         }
         // Coalesce concurrent misses on the same first entry (the common case: a batch of files with one blob).
         string key = CacheKey(entries[0], contextKey);
-        var lazy = _cache.Count < MaxEntries
-            ? _cache.GetOrAdd(key, _ => new Lazy<Task<DataKey>>(() => inner.DecryptDataKeyAsync(entries, context, CancellationToken.None)))
-            : new Lazy<Task<DataKey>>(() => inner.DecryptDataKeyAsync(entries, context, cancellationToken));
+        if (_cache.Count >= MaxEntries)
+        {
+            // The cache is full: this key is not kept, so it is this caller's alone, and wiped once copied.
+            using var uncached = await inner.DecryptDataKeyAsync(entries, context, cancellationToken).ConfigureAwait(false);
+            return Copy(uncached, entries);
+        }
+        var lazy = _cache.GetOrAdd(key, _ => new Lazy<Task<DataKey>>(() => inner.DecryptDataKeyAsync(entries, context, CancellationToken.None)));
         DataKey unwrapped;
         try
         {
@@ -56,7 +60,10 @@ public sealed class CachingDataKeyProvider(IDataKeyProvider inner) : IDataKeyPro
         _disposed = true;
         foreach (var lazy in _cache.Values)
         {
-            if (lazy.IsValueCreated && lazy.Value.IsCompletedSuccessfully) lazy.Value.Result.Dispose();
+            if (!lazy.IsValueCreated) continue;
+            // A call still in flight is wiped when it lands: nothing will ever read it from a disposed cache.
+            if (lazy.Value.IsCompletedSuccessfully) lazy.Value.Result.Dispose();
+            else lazy.Value.ContinueWith(t => { if (t.IsCompletedSuccessfully) t.Result.Dispose(); }, TaskScheduler.Default);
         }
         _cache.Clear();
     }

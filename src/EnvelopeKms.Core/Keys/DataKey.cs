@@ -22,7 +22,7 @@ public sealed class DataKey : IDisposable
             throw new KeyProviderException(KeyProviderError.InvalidDataKey,
                 $"The data key must be {KeyLength} bytes; the key provider returned {plaintext.Length}.");
         }
-        _plaintext = GC.AllocateArray<byte>(KeyLength, pinned: true);
+        _plaintext = SecretBuffers.Track(GC.AllocateArray<byte>(KeyLength, pinned: true));
         plaintext.CopyTo(_plaintext);
         WrappedKeys = wrappedKeys ?? throw new ArgumentNullException(nameof(wrappedKeys));
         KeyId = keyId;

@@ -183,7 +183,7 @@ public sealed class KmsClient : IDisposable
     {
         if (plaintext.Length is 0 or > MaxEncryptPlaintextBytes)
             throw new ArgumentOutOfRangeException(nameof(plaintext), $"Encrypt takes 1 to {MaxEncryptPlaintextBytes} bytes.");
-        var base64 = GC.AllocateUninitializedArray<byte>(Base64.GetMaxEncodedToUtf8Length(plaintext.Length), pinned: true);
+        var base64 = Keys.SecretBuffers.Track(GC.AllocateUninitializedArray<byte>(Base64.GetMaxEncodedToUtf8Length(plaintext.Length), pinned: true));
         try
         {
             Base64.EncodeToUtf8(plaintext.Span, base64, out _, out int written);

@@ -81,6 +81,14 @@ internal sealed class KmsHttpTransport : IDisposable
                     failure = new KmsException(request.Action, KmsErrorKind.Timeout, KmsException.TimeoutCode,
                         $"KMS {request.Action} did not answer within {_options.AttemptTimeout.TotalSeconds:0.###} s ({_options.Endpoint}).", inner: e);
                 }
+                catch (HttpRequestException e) when (e.InnerException is System.Security.Authentication.AuthenticationException tls)
+                {
+                    // Said plainly, and never retried: the same certificate will fail the same way.
+                    failure = new KmsException(request.Action, KmsErrorKind.Connection, KmsException.ConnectionFailureCode,
+                        $"KMS {request.Action}: the TLS connection to {_options.Endpoint} failed, so nothing was sent: {tls.Message} " +
+                        "The server's certificate is not trusted for this endpoint. If the endpoint uses a private CA, give that CA certificate " +
+                        "for this endpoint only (Connect-Kms -CaCertificatePath); certificate validation cannot be switched off.", inner: tls);
+                }
                 catch (HttpRequestException e)
                 {
                     failure = new KmsException(request.Action, KmsErrorKind.Connection, KmsException.ConnectionFailureCode,
@@ -296,7 +304,7 @@ internal sealed class KmsHttpTransport : IDisposable
     private static string ReadSanitisedMessage(ref Utf8JsonReader reader)
     {
         int max = reader.HasValueSequence ? checked((int)reader.ValueSequence.Length) : reader.ValueSpan.Length;
-        var scratch = GC.AllocateUninitializedArray<byte>(Math.Max(1, max), pinned: true);
+        var scratch = Keys.SecretBuffers.Track(GC.AllocateUninitializedArray<byte>(Math.Max(1, max), pinned: true));
         try
         {
             int n = reader.CopyString(scratch);

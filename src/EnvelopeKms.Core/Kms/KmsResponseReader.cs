@@ -79,11 +79,11 @@ internal static class KmsResponseReader
     {
         int escapedLength = reader.HasValueSequence ? checked((int)reader.ValueSequence.Length) : reader.ValueSpan.Length;
         // Unescaping never lengthens a JSON string, so the escaped length bounds the UTF-8 text.
-        var text = GC.AllocateUninitializedArray<byte>(Math.Max(1, escapedLength), pinned: true);
+        var text = Keys.SecretBuffers.Track(GC.AllocateUninitializedArray<byte>(Math.Max(1, escapedLength), pinned: true));
         try
         {
             int textLength = reader.CopyString(text);
-            var decoded = GC.AllocateArray<byte>(Math.Max(1, Base64.GetMaxDecodedFromUtf8Length(textLength)), pinned: true);
+            var decoded = Keys.SecretBuffers.Track(GC.AllocateArray<byte>(Math.Max(1, Base64.GetMaxDecodedFromUtf8Length(textLength)), pinned: true));
             var status = Base64.DecodeFromUtf8(text.AsSpan(0, textLength), decoded, out _, out int written);
             if (status != OperationStatus.Done)
             {

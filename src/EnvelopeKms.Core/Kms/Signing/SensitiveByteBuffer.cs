@@ -14,7 +14,7 @@ internal sealed class SensitiveByteBuffer : IBufferWriter<byte>, IDisposable
     private int _length;
 
     public SensitiveByteBuffer(int initialCapacity = 256)
-        => _buffer = GC.AllocateUninitializedArray<byte>(Math.Max(16, initialCapacity), pinned: true);
+        => _buffer = Keys.SecretBuffers.Track(GC.AllocateUninitializedArray<byte>(Math.Max(16, initialCapacity), pinned: true));
 
     public int Length => _length;
 
@@ -60,7 +60,7 @@ internal sealed class SensitiveByteBuffer : IBufferWriter<byte>, IDisposable
     {
         int needed = _length + Math.Max(1, sizeHint);
         if (needed <= _buffer.Length) return;
-        var larger = GC.AllocateUninitializedArray<byte>(Math.Max(needed, _buffer.Length * 2), pinned: true);
+        var larger = Keys.SecretBuffers.Track(GC.AllocateUninitializedArray<byte>(Math.Max(needed, _buffer.Length * 2), pinned: true));
         _buffer.AsSpan(0, _length).CopyTo(larger);
         CryptographicOperations.ZeroMemory(_buffer);
         _buffer = larger;
