@@ -31,7 +31,7 @@ internal sealed class FrameProcessor : IDisposable
     private readonly int _framesPerBatch;
     private readonly IFrameCipher[] _ciphers;
     private readonly byte[] _messageId;
-    private readonly Slot[] _slots;
+    private readonly Slot?[] _slots;
 
     public FrameProcessor(bool encrypt, ReadOnlySpan<byte> fileKey, ReadOnlySpan<byte> messageId, int frameLength, long? expectedInputLength, int parallelism)
     {
@@ -50,15 +50,18 @@ internal sealed class FrameProcessor : IDisposable
         _ciphers = new IFrameCipher[workers];
         for (int i = 0; i < workers; i++) _ciphers[i] = FrameCipher.Create(fileKey);
 
-        int plainBytes = framesPerBatch * frameLength;
-        int sealedBytes = framesPerBatch * (frameLength + EnvelopeFormat.TagSize);
-        _slots = new Slot[SlotCount];
-        for (int i = 0; i < SlotCount; i++)
-        {
-            _slots[i] = new Slot(
-                ArrayPool<byte>.Shared.Rent(encrypt ? plainBytes : sealedBytes),
-                ArrayPool<byte>.Shared.Rent(encrypt ? sealedBytes : plainBytes));
-        }
+        // One slot to start with; a body longer than one batch rents the others when it starts the pipeline.
+        _slots = new Slot?[SlotCount];
+        _slots[0] = RentSlot();
+    }
+
+    private Slot RentSlot()
+    {
+        int plainBytes = _framesPerBatch * _frameLength;
+        int sealedBytes = _framesPerBatch * (_frameLength + EnvelopeFormat.TagSize);
+        return new Slot(
+            ArrayPool<byte>.Shared.Rent(_encrypt ? plainBytes : sealedBytes),
+            ArrayPool<byte>.Shared.Rent(_encrypt ? sealedBytes : plainBytes));
     }
 
     private sealed class Slot(byte[] input, byte[] output)
@@ -72,13 +75,13 @@ internal sealed class FrameProcessor : IDisposable
     public async Task<long> RunAsync(Stream input, Stream output, ProgressCounter? progress, CancellationToken cancellationToken)
     {
         int inputBatch = InputBatchSize;
-        int read = await FillAsync(input, _slots[0].Input, inputBatch, cancellationToken).ConfigureAwait(false);
+        int read = await FillAsync(input, _slots[0]!.Input, inputBatch, cancellationToken).ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
         if (read < inputBatch)
         {
             // The whole body fits in one batch (every small file): no threads, no queues.
-            ProcessBatch(_slots[0], read, last: true, firstIndex: 1, out long plaintext);
-            await output.WriteAsync(_slots[0].Output.AsMemory(0, _slots[0].OutputLength), cancellationToken).ConfigureAwait(false);
+            ProcessBatch(_slots[0]!, read, last: true, firstIndex: 1, out long plaintext);
+            await output.WriteAsync(_slots[0]!.Output.AsMemory(0, _slots[0]!.OutputLength), cancellationToken).ConfigureAwait(false);
             progress?.Add(plaintext);
             return plaintext;
         }
@@ -106,8 +109,8 @@ internal sealed class FrameProcessor : IDisposable
             stop.Cancel();
         }
 
-        filled.Add((_slots[0], firstRead));
-        for (int i = 1; i < _slots.Length; i++) free.Add(_slots[i]);
+        filled.Add((_slots[0]!, firstRead));
+        for (int i = 1; i < _slots.Length; i++) free.Add(_slots[i] = RentSlot());
 
         var reader = new Thread(() =>
         {
@@ -304,6 +307,7 @@ internal sealed class FrameProcessor : IDisposable
         foreach (var cipher in _ciphers) cipher.Dispose();
         foreach (var slot in _slots)
         {
+            if (slot is null) continue;
             // Plaintext sits in one of the two buffers; wipe both before the pool hands them to anyone else.
             CryptographicOperations.ZeroMemory(slot.Input);
             CryptographicOperations.ZeroMemory(slot.Output);
