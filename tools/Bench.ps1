@@ -124,7 +124,7 @@ if (Test-Path $Work) {
 }
 $null = New-Item -ItemType Directory -Path $Work
 $Filesystem = 'disk folder'
-if ((& id -u) -eq '0') {
+if ((& id -u) -eq '0' -and (Test-Command mount)) {
     & mount -t tmpfs -o size=6g tmpfs $Work 2>$null
     if ($LASTEXITCODE -eq 0) { $Mounted = $true; $Filesystem = 'tmpfs (size=6g)' }
 }
@@ -488,6 +488,7 @@ function Get-Row([string] $Key) {
         MedianSeconds = [Math]::Round($med, 4)
         RatioToCp = $cpMed ? [Math]::Round($med / $cpMed, 2) : $null
         PeakMiB = $Peaks.ContainsKey($Key) ? [Math]::Round((Get-Median $Peaks[$Key]), 1) : $null
+        Samples = @($Samples[$Key] | ForEach-Object { [Math]::Round($_, 4) })
     }
 }
 foreach ($k in $Samples.Keys) { $Rows.Add((Get-Row $k)) }
@@ -498,7 +499,7 @@ foreach ($dir in 'encrypt', 'decrypt') {
         $s = $bytes / ($OpenSsl[$dir] * 1e6)
         $cpMed = $Samples.Contains($cpKeyFor[$size]) ? (Get-Median $Samples[$cpKeyFor[$size]]) : $null
         $Rows.Add([pscustomobject][ordered]@{ Tool = ('openssl speed AES-256-GCM, 1 core, in memory ({0:0} MB/s at 16 KiB)' -f $OpenSsl[$dir]); Size = $size; Operation = $dir; Runs = 1
-                MedianSeconds = [Math]::Round($s, 4); RatioToCp = $cpMed ? [Math]::Round($s / $cpMed, 2) : $null; PeakMiB = $null })
+                MedianSeconds = [Math]::Round($s, 4); RatioToCp = $cpMed ? [Math]::Round($s / $cpMed, 2) : $null; PeakMiB = $null; Samples = @() })
     }
 }
 $sizeOrder = @{ ($Inputs.Large.Label) = 0; ($Inputs.Medium.Label) = 1; $FilesLabel = 2 }
@@ -583,7 +584,7 @@ function Format-Cell($v, [string] $fmt) { if ($null -eq $v) { '' } else { $fmt -
 $md = [System.Text.StringBuilder]::new()
 $null = $md.AppendLine("# EnvelopeKms benchmark — $($Machine.Date)").AppendLine()
 $null = $md.AppendLine("Machine: $($Machine.Nproc) cores ($($Machine.Cpu)), $($Machine.MemoryGiB) GiB, inputs on $($Machine.Filesystem); $($Machine.Form). ")
-$null = $md.AppendLine("dotnet $($Machine.Dotnet), pwsh $($Machine.Pwsh), EnvelopeKms $($Machine.EnvelopeKms), $($Machine.Age -replace '^v', 'age '), node $($Machine.Node) (AWS SDK $($Machine.AwsSdk)), pycryptodome $($Machine.Pycryptodome), $($Machine.OpenSsl), $($Machine.Hyperfine). Load average at the end: $($Machine.LoadAverageAtEnd).").AppendLine()
+$null = $md.AppendLine("dotnet $($Machine.Dotnet), pwsh $($Machine.Pwsh), EnvelopeKms $($Machine.EnvelopeKms), age $($Machine.Age -replace '^v', ''), node $($Machine.Node) (AWS SDK $($Machine.AwsSdk)), pycryptodome $($Machine.Pycryptodome), $($Machine.OpenSsl), $($Machine.Hyperfine). Load average at the end: $($Machine.LoadAverageAtEnd).").AppendLine()
 $null = $md.AppendLine(('Module: Import-Module + Connect-Kms once, {0:0.000} s (not in the rows below; every row includes its KMS calls).' -f $ImportConnectSeconds)).AppendLine()
 $null = $md.AppendLine('| tool | size | operation | median s | × cp | peak MiB |').AppendLine('|---|---|---|---:|---:|---:|')
 foreach ($r in $Table) { $null = $md.AppendLine("| $($r.Tool) | $($r.Size) | $($r.Operation) | $(Format-Cell $r.MedianSeconds '{0:0.000}') | $(Format-Cell $r.RatioToCp '{0:0.00}') | $(Format-Cell $r.PeakMiB '{0:0}') |") }
