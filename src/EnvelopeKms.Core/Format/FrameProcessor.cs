@@ -32,6 +32,7 @@ internal sealed class FrameProcessor : IDisposable
     private readonly IFrameCipher[] _ciphers;
     private readonly byte[] _messageId;
     private readonly Slot?[] _slots;
+    private bool _failed; // after a failure the marks may not cover what a half-done batch left: wipe whole buffers
 
     public FrameProcessor(bool encrypt, ReadOnlySpan<byte> fileKey, ReadOnlySpan<byte> messageId, int frameLength, long? expectedInputLength, int parallelism)
     {
@@ -69,10 +70,26 @@ internal sealed class FrameProcessor : IDisposable
         public readonly byte[] Input = input;
         public readonly byte[] Output = output;
         public int OutputLength;
+        /// <summary>High-water marks: only what was used needs wiping (a pooled array may be twice the size asked).</summary>
+        public int InputUsed;
+        public int OutputUsed;
     }
 
     /// <summary>Processes the whole body; returns the plaintext byte count.</summary>
     public async Task<long> RunAsync(Stream input, Stream output, ProgressCounter? progress, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await RunCoreAsync(input, output, progress, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            _failed = true;
+            throw;
+        }
+    }
+
+    private async Task<long> RunCoreAsync(Stream input, Stream output, ProgressCounter? progress, CancellationToken cancellationToken)
     {
         int inputBatch = InputBatchSize;
         int read = await FillAsync(input, _slots[0]!.Input, inputBatch, cancellationToken).ConfigureAwait(false);
@@ -208,6 +225,7 @@ internal sealed class FrameProcessor : IDisposable
     /// <summary>Lays out the frames of one batch and runs them through the ciphers; returns the frame count.</summary>
     private int ProcessBatch(Slot slot, int read, bool last, long firstIndex, out long plaintextBytes)
     {
+        slot.InputUsed = Math.Max(slot.InputUsed, read);
         int sealedFrame = _frameLength + EnvelopeFormat.TagSize;
         int fullFrames;
         int finalLength = -1; // plaintext length of the final frame, if this batch holds it
@@ -238,6 +256,7 @@ internal sealed class FrameProcessor : IDisposable
         slot.OutputLength = _encrypt
             ? fullFrames * sealedFrame + (finalLength >= 0 ? finalLength + EnvelopeFormat.TagSize : 0)
             : (int)plaintextBytes;
+        slot.OutputUsed = Math.Max(slot.OutputUsed, slot.OutputLength);
 
         int workers = Math.Min(_ciphers.Length, frames);
         if (workers <= 1)
@@ -308,9 +327,9 @@ internal sealed class FrameProcessor : IDisposable
         foreach (var slot in _slots)
         {
             if (slot is null) continue;
-            // Plaintext sits in one of the two buffers; wipe both before the pool hands them to anyone else.
-            CryptographicOperations.ZeroMemory(slot.Input);
-            CryptographicOperations.ZeroMemory(slot.Output);
+            // Plaintext sits in one of the two buffers; wipe what was used of both before the pool hands them on.
+            CryptographicOperations.ZeroMemory(_failed ? slot.Input : slot.Input.AsSpan(0, slot.InputUsed));
+            CryptographicOperations.ZeroMemory(_failed ? slot.Output : slot.Output.AsSpan(0, slot.OutputUsed));
             ArrayPool<byte>.Shared.Return(slot.Input);
             ArrayPool<byte>.Shared.Return(slot.Output);
         }

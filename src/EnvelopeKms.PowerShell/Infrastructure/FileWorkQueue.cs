@@ -7,7 +7,9 @@ namespace EnvelopeKms.PowerShell.Infrastructure;
 /// <summary>
 /// Runs per-file work concurrently (at most ThrottleLimit at once) while everything that talks to PowerShell —
 /// output, errors, verbose, progress — happens on the pipeline thread: workers post completions to a queue that the
-/// pipeline thread drains whenever it is waiting for a free slot, between records, and at the end.
+/// pipeline thread drains between records, whenever the backlog is full, and at the end. Files queue up to a
+/// backlog well beyond ThrottleLimit, so the pipeline thread keeps binding and checking inputs while the first files
+/// wait for their data key from KMS: that round trip overlaps with the pipeline instead of stalling it.
 /// </summary>
 internal sealed class FileWorkQueue : IDisposable
 {
@@ -23,7 +25,9 @@ internal sealed class FileWorkQueue : IDisposable
     }
 
     private readonly BlockingCollection<Completion> _completed = new();
-    private readonly SemaphoreSlim _slots;
+    /// <summary>Files queued (started or waiting for a worker) before the pipeline thread waits for completions.</summary>
+    public const int MaxBacklog = 1024;
+    private readonly SemaphoreSlim _running;
     private readonly List<WorkItem> _inFlight = [];
     private readonly CancellationToken _cancellationToken;
     private readonly Action<Completion> _onCompleted;
@@ -33,7 +37,7 @@ internal sealed class FileWorkQueue : IDisposable
 
     public FileWorkQueue(int throttleLimit, Action<Completion> onCompleted, Action<IReadOnlyList<WorkItem>, int> onTick, CancellationToken cancellationToken)
     {
-        _slots = new SemaphoreSlim(Math.Max(1, throttleLimit));
+        _running = new SemaphoreSlim(Math.Max(1, throttleLimit));
         _onCompleted = onCompleted;
         _onTick = onTick;
         _cancellationToken = cancellationToken;
@@ -41,18 +45,22 @@ internal sealed class FileWorkQueue : IDisposable
 
     public int CompletedCount => _completedCount;
 
-    /// <summary>Starts <paramref name="work"/> when a slot is free, handling completions while it waits. Pipeline thread only.</summary>
+    /// <summary>Queues <paramref name="work"/>; it runs when one of the ThrottleLimit workers is free. Pipeline thread only.</summary>
     public void Start(WorkItem item, Func<WorkItem, CancellationToken, Task<object?>> work)
     {
-        while (!_slots.Wait(0)) HandleNext(TimeSpan.FromMilliseconds(250));
+        while (_inFlight.Count >= MaxBacklog) HandleNext(TimeSpan.FromMilliseconds(250));
         _inFlight.Add(item);
         item.Task = Task.Run(async () =>
         {
             Completion completion;
-            try { completion = new Completion(item, await work(item, _cancellationToken).ConfigureAwait(false), null); }
+            try
+            {
+                await _running.WaitAsync(_cancellationToken).ConfigureAwait(false);
+                try { completion = new Completion(item, await work(item, _cancellationToken).ConfigureAwait(false), null); }
+                finally { _running.Release(); }
+            }
             catch (Exception e) { completion = new Completion(item, null, e); }
             _completed.Add(completion);
-            _slots.Release();
         });
         HandleAvailable();
     }
@@ -100,6 +108,6 @@ internal sealed class FileWorkQueue : IDisposable
         var tasks = _inFlight.Select(i => i.Task).OfType<Task>().ToArray();
         try { Task.WaitAll(tasks, TimeSpan.FromSeconds(30)); } catch (AggregateException) { }
         _completed.Dispose();
-        _slots.Dispose();
+        _running.Dispose();
     }
 }

@@ -20,7 +20,7 @@ internal sealed class ProgressReporter(Cmdlet cmdlet, string activity)
     {
         if (_elapsed.ElapsedMilliseconds < 500) return;
         var current = inFlight.Count > 0 ? inFlight.MaxBy(i => i.Length) : null;
-        var batch = new ProgressRecord(BatchId, activity, $"{completed} done, {inFlight.Count} in progress")
+        var batch = new ProgressRecord(BatchId, activity, $"{completed} done, {inFlight.Count} queued or in progress")
         {
             CurrentOperation = current?.Source,
         };
