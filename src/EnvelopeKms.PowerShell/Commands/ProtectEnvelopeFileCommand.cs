@@ -118,6 +118,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileCmdlet
                 continue;
             }
             if (!ShouldProcess(source, $"Encrypt to '{destination}'")) continue;
+            WarnAboutLeftoverTempFiles(destination);
             bool remove = RemoveSource && ConfirmRemoval(source);
             long length = new FileInfo(source).Length;
             _ = Batcher; // created here, on the pipeline thread, where the KMS client may write verbose output or errors
@@ -134,6 +135,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileCmdlet
             WriteWarning($"Skipped {_alreadyProtected} file(s) that are already EKMS envelope files.");
         if (_batcher is not null)
             WriteVerbose($"{_batcher.DataKeysGenerated} data key(s) generated for {_queue.CompletedCount} file(s).");
+        WriteRetrySummary();
     }
 
     private string DestinationFor(string source)
@@ -178,7 +180,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileCmdlet
     }
 
     private DataKeyBatcher Batcher => _batcher ??= new DataKeyBatcher(
-        new KmsDataKeyProvider(Client), KeyId, _context, DataKeyPerFile ? DataKeyReuseLimits.PerFile : DataKeyReuseLimits.Default);
+        new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(Client)), KeyId, _context, DataKeyPerFile ? DataKeyReuseLimits.PerFile : DataKeyReuseLimits.Default);
 
     private async Task<object?> ProtectAsync(FileWorkQueue.WorkItem item, string destination, bool removeSource, CancellationToken cancellationToken)
     {

@@ -90,7 +90,9 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileCmdlet
                 continue;
             }
             if (!ShouldProcess(source, $"Decrypt to '{destination}'")) continue;
-            _keys ??= new CachingDataKeyProvider(new KmsDataKeyProvider(Client, new KmsDataKeyProviderOptions { AllowedKeyIds = AllowedKeyId }));
+            WarnAboutLeftoverTempFiles(destination);
+            _keys ??= new CachingDataKeyProvider(new CircuitBreakingDataKeyProvider(
+                new KmsDataKeyProvider(Client, new KmsDataKeyProviderOptions { AllowedKeyIds = AllowedKeyId })));
             _queue!.Start(new FileWorkQueue.WorkItem(source, new FileInfo(source).Length), (item, ct) => UnprotectAsync(item, destination, ct));
         }
     }
@@ -100,6 +102,7 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileCmdlet
         _queue!.Drain();
         _progress!.Complete();
         WriteSkippedDirectorySummary();
+        WriteRetrySummary();
     }
 
     private string? DestinationFor(string source)
