@@ -51,8 +51,10 @@ internal sealed class FileWorkQueue : IDisposable
             Completion completion;
             try { completion = new Completion(item, await work(item, _cancellationToken).ConfigureAwait(false), null); }
             catch (Exception e) { completion = new Completion(item, null, e); }
-            _completed.Add(completion);
+            // Free the slot before posting: the pipeline thread wakes on the completion and at once tries to take
+            // a slot for the next file; posting first made it miss the slot and sleep a full tick (250 ms).
             _slots.Release();
+            _completed.Add(completion);
         });
         HandleAvailable();
     }
