@@ -52,7 +52,7 @@ public abstract class EnvelopeFileCmdlet : KmsCmdlet
         string escaped = directory.Replace("'", "''");
         WriteWarning($"'{directory}' holds {found.Count} temp file(s) of an interrupted EnvelopeKms run (or of one still running): {list}. "
             + "They hold no usable output. Remove those no longer written to with: "
-            + $"Get-ChildItem -LiteralPath '{escaped}' -Force -Filter '*.ekms-tmp' | Where-Object LastWriteTime -lt (Get-Date).AddMinutes(-10) | Remove-Item");
+            + $"Get-ChildItem -LiteralPath '{escaped}' -Force -Filter '*.ekms-tmp' | Where-Object LastWriteTime -lt (Get-Date).AddMinutes(-10) | Remove-Item -Force");
     }
 
     private static string FormatAge(TimeSpan age)
