@@ -47,7 +47,7 @@ $scenarios = 'EncryptLarge', 'EncryptLargeRemoveSource', 'EncryptBatch', 'Encryp
 $estimateMs = @{}
 foreach ($s in $scenarios) { $estimateMs[$s] = 400 } # replaced by the measured duration once a run finishes first
 $failures = [Collections.Generic.List[string]]::new()
-$stats = [ordered]@{ Iterations = 0; Killed = 0; FinishedFirst = 0; LeftoverTempFiles = 0; WarningsChecked = 0; OutputsChecked = 0; RemovedSources = 0 }
+$stats = [ordered]@{ Iterations = 0; Killed = 0; KilledBeforeAnyOutput = 0; FinishedFirst = 0; LeftoverTempFiles = 0; WarningsChecked = 0; OutputsChecked = 0; RemovedSources = 0 }
 $started = [Diagnostics.Stopwatch]::StartNew()
 $null = New-Item -ItemType Directory -Path $WorkRoot -Force
 
@@ -87,6 +87,12 @@ try {
 `$ErrorActionPreference = 'Continue'
 Import-Module '$(Join-Path $script:ModulePath 'EnvelopeKms.psd1')'
 Connect-Kms -Endpoint '$Endpoint' -Credential ([pscredential]::new('testid', (ConvertTo-SecureString 'testsecret' -AsPlainText -Force)))
+# Warm up (assemblies, JIT, the KMS connection) so that the kill window covers the real work.
+`$w = Join-Path ([IO.Path]::GetTempPath()) ('ekms-warm-' + [guid]::NewGuid().ToString('N'))
+Set-Content -LiteralPath `$w -Value warm
+Protect-EnvelopeFile -LiteralPath `$w -KeyId '$KeyId'
+Unprotect-EnvelopeFile -LiteralPath "`$w.ekms" -Destination "`$w.out"
+Remove-Item -LiteralPath `$w, "`$w.ekms", "`$w.out"
 [Console]::Out.WriteLine('READY'); [Console]::Out.Flush()
 $op
 [Console]::Out.WriteLine('DONE')
@@ -105,9 +111,12 @@ $op
             $p.Kill() # SIGKILL: no finally blocks, no cleanup
             $p.WaitForExit()
             $stats.Killed++
+            # Killed before it wrote anything: aim later next time.
+            $produced = @(Get-ChildItem -LiteralPath $dir -Force -File | Where-Object { if ($decrypt) { $_.Name -notlike '*.ekms' } else { $_.Name -like '*.ekms*' } })
+            if (-not $produced) { $stats.KilledBeforeAnyOutput++; $estimateMs[$scenario] = [Math]::Min(30000, 2 * $estimateMs[$scenario]) }
         }
         $stats.Iterations++
-        $tag = "iteration $i ($scenario, killed after $delay ms)"
+        $tag = "iteration $i ($scenario, kill point $delay ms)"
 
         # 1. Leftover temp files are recognisable.
         $temps = Get-EkmsTempFile $dir
@@ -179,7 +188,7 @@ $op
         Get-ChildItem -LiteralPath $dir -Force -Filter '*.ekms-tmp' | Remove-Item -Force
         if ((Get-EkmsTempFile $dir).Count) { $failures.Add("$tag`: temp files survived their removal") }
         Remove-Item -LiteralPath $dir -Recurse -Force
-        Write-Verbose "$tag`: $($temps.Count) temp file(s) left"
+        Write-Verbose "$tag`: $($temps.Count) temp file(s) left, next delay bound $($estimateMs[$scenario]) ms"
     }
 }
 finally {
@@ -191,6 +200,7 @@ finally {
     Seed              = $Seed
     Iterations        = $stats.Iterations
     Killed            = $stats.Killed
+    KilledBeforeAnyOutput = $stats.KilledBeforeAnyOutput
     FinishedFirst     = $stats.FinishedFirst
     LeftoverTempFiles = $stats.LeftoverTempFiles
     WarningsChecked   = $stats.WarningsChecked

@@ -18,7 +18,7 @@ Describe 'A process killed mid-operation' {
     It 'leaves outputs absent or complete, sources intact, and temp files the next run reports (random kill points)' {
         $iterations = if ($env:ENVELOPEKMS_CRASH_ITERATIONS) { [int] $env:ENVELOPEKMS_CRASH_ITERATIONS } else { 5 }
         $r = & (Join-Path $RepoRoot 'tools/CrashTest.ps1') -Iterations $iterations -Endpoint $Server.Endpoint -KeyId $KeyId
-        Write-Host "    [reliability] crash: seed $($r.Seed), $($r.Iterations) iterations, $($r.Killed) killed mid-run, $($r.FinishedFirst) finished first, $($r.LeftoverTempFiles) temp file(s) left and reported ($($r.WarningsChecked) warnings checked), $($r.OutputsChecked) outputs verified, $($r.RemovedSources) sources removed, $($r.Seconds) s"
+        Write-Host "    [reliability] crash: seed $($r.Seed), $($r.Iterations) iterations, $($r.Killed) killed mid-run ($($r.KilledBeforeAnyOutput) before writing anything), $($r.FinishedFirst) finished first, $($r.LeftoverTempFiles) temp file(s) left and reported ($($r.WarningsChecked) warnings checked), $($r.OutputsChecked) outputs verified, $($r.RemovedSources) sources removed, $($r.Seconds) s"
         $r.Failures | Should -BeNullOrEmpty
         $r.Iterations | Should -Be $iterations
     }
