@@ -28,6 +28,7 @@ param(
 )
 
 $ErrorActionPreference = 'Stop'
+Set-StrictMode -Off # build.ps1 runs with strict mode; this script tolerates absent values on purpose
 if ($ModulePath) { $env:ENVELOPEKMS_MODULE = $ModulePath }
 if ($ServerPath) { $env:ENVELOPEKMS_SERVER = $ServerPath }
 . (Join-Path $PSScriptRoot '../tests/pester/Common.ps1')
@@ -119,7 +120,7 @@ $op
         $tag = "iteration $i ($scenario, kill point $delay ms)"
 
         # 1. Leftover temp files are recognisable.
-        $temps = Get-EkmsTempFile $dir
+        $temps = @(Get-EkmsTempFile $dir)
         $stats.LeftoverTempFiles += $temps.Count
         foreach ($t in $temps) {
             if ($t.Name -notmatch '^\..+\.[0-9a-f]{32}\.ekms-tmp$') { $failures.Add("$tag`: unrecognisable temp file $($t.Name)") }
@@ -186,7 +187,7 @@ $op
 
         # 4. The documented command removes the leftovers (here without the age filter: nothing else is running).
         Get-ChildItem -LiteralPath $dir -Force -Filter '*.ekms-tmp' | Remove-Item -Force
-        if ((Get-EkmsTempFile $dir).Count) { $failures.Add("$tag`: temp files survived their removal") }
+        if (@(Get-EkmsTempFile $dir).Count) { $failures.Add("$tag`: temp files survived their removal") }
         Remove-Item -LiteralPath $dir -Recurse -Force
         Write-Verbose "$tag`: $($temps.Count) temp file(s) left, next delay bound $($estimateMs[$scenario]) ms"
     }
