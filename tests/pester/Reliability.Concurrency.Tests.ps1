@@ -97,7 +97,8 @@ Describe 'A full disk and a read-only destination' {
     It 'a full disk (2 MiB tmpfs) gives WriteError for the file that does not fit, no partial file, sources intact' -Skip:(-not $CanMount) {
         $disk = Mount-SmallDisk '2m'
         try {
-            Get-ChildItem -LiteralPath $Src -File | Protect-EnvelopeFile -KeyId $KeyId @Kms -Destination "$disk/" -ErrorVariable errs -ErrorAction SilentlyContinue
+            # One at a time: files written side by side would share the shortage and both could fail.
+            Get-ChildItem -LiteralPath $Src -File | Protect-EnvelopeFile -KeyId $KeyId @Kms -Destination "$disk/" -ThrottleLimit 1 -ErrorVariable errs -ErrorAction SilentlyContinue
             $errs.Count | Should -Be 1
             $errs[0].CategoryInfo.Category | Should -Be 'WriteError'
             "$($errs[0].Exception.Message)" | Should -BeLike '*space*'
@@ -122,7 +123,8 @@ Describe 'A full disk and a read-only destination' {
         $disk = Mount-SmallDisk '8m'
         try {
             & mount -o remount,ro $disk
-            Get-ChildItem -LiteralPath $Src -File | Protect-EnvelopeFile -KeyId $KeyId @Kms -Destination "$disk/" -ErrorVariable errs -ErrorAction SilentlyContinue
+            # One at a time: files written side by side would share the shortage and both could fail.
+            Get-ChildItem -LiteralPath $Src -File | Protect-EnvelopeFile -KeyId $KeyId @Kms -Destination "$disk/" -ThrottleLimit 1 -ErrorVariable errs -ErrorAction SilentlyContinue
             $errs.Count | Should -Be 2
             $errs | ForEach-Object { $_.CategoryInfo.Category | Should -Be 'WriteError' }
             "$($errs[0].Exception.Message)" | Should -BeLike '*read-only*'
