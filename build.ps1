@@ -12,20 +12,29 @@
       Demo     Build, then run the whole envelope flow on the local KMS server
       Bench    Build, then run the benchmark against its peers (see docs/performance.md)
       Package  Build, then produce the .nupkg a Gallery publish would upload
+      Crash    Build, then kill a pwsh at random points while it encrypts or decrypts, 50 times
+               (-Iterations), and check what is left on disk (docs/reliability.md)
+      Faults   Build, then the KMS fault-injection tests with a batch of 1000 files (-Files)
 
 .EXAMPLE
     dotnet tool restore; dotnet pwsh ./build.ps1 -Task Test
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Package')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Package', 'Crash', 'Faults')]
     [string[]] $Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
     [string] $Configuration = 'Release',
 
     # Bench only: run the short form (small sizes, seconds) that the test suite uses.
-    [switch] $Short
+    [switch] $Short,
+
+    # Crash only: how many random kill points.
+    [int] $Iterations = 50,
+
+    # Faults only: files in the batch encrypted and decrypted through the faulty KMS.
+    [int] $Files = 1000
 )
 
 $ErrorActionPreference = 'Stop'
@@ -181,6 +190,22 @@ foreach ($t in $Task) {
         'Test' { Invoke-Build; Invoke-Test }
         'Demo' { Invoke-Build; & (Join-Path $RepoRoot 'tools/Demo.ps1') -ModulePath $StagedModule -ServerPath (Join-Path $OutRoot 'server/EnvelopeKms.Server.dll') }
         'Bench' { Invoke-Build; & (Join-Path $RepoRoot 'tools/Bench.ps1') -RepoRoot $RepoRoot -ModulePath $StagedModule -ServerPath (Join-Path $OutRoot 'server/EnvelopeKms.Server.dll') -Short:$Short }
+        'Crash' {
+            Invoke-Build
+            $r = & (Join-Path $RepoRoot 'tools/CrashTest.ps1') -Iterations $Iterations -ModulePath $StagedModule -ServerPath (Join-Path $OutRoot 'server/EnvelopeKms.Server.dll')
+            $r | Format-List | Out-String | Write-Host
+            if ($r.Failures.Count) { exit 1 }
+        }
+        'Faults' {
+            Invoke-Build
+            Invoke-Native dotnet @('restore', (Join-Path $RepoRoot 'tests/tools/TestTools.csproj'), '--nologo', '-v', 'quiet')
+            $pester = Join-Path ($env:NUGET_PACKAGES ?? (Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages')) 'pester/5.7.1/tools/Pester.psd1'
+            $env:ENVELOPEKMS_FAULT_FILES = $Files
+            $env:ENVELOPEKMS_MODULE = $StagedModule
+            $env:ENVELOPEKMS_SERVER = Join-Path $OutRoot 'server/EnvelopeKms.Server.dll'
+            & dotnet pwsh -NoProfile -NonInteractive -Command "Import-Module '$pester'; `$r = Invoke-Pester -Path '$(Join-Path $RepoRoot 'tests/pester/Reliability.KmsFaults.Tests.ps1')' -Output Detailed -PassThru; exit `$r.FailedCount"
+            if ($LASTEXITCODE -ne 0) { exit 1 }
+        }
         'Package' { Invoke-Build; & (Join-Path $RepoRoot 'tools/New-Package.ps1') -ModulePath $StagedModule -OutputPath $OutRoot }
     }
 }

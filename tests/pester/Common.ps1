@@ -45,3 +45,40 @@ function Invoke-KmsControl {
     if ($null -ne $Body) { $params.Body = ($Body | ConvertTo-Json -Compress); $params.ContentType = 'application/json' }
     Invoke-RestMethod @params
 }
+
+function Start-TestPwsh {
+    <# Starts a child pwsh (the same one running the tests) on a script; stdout and stderr are redirected. #>
+    param([string] $Script)
+    $entry = [Reflection.Assembly]::GetEntryAssembly().Location
+    $exe = [Environment]::ProcessPath
+    $psi = [Diagnostics.ProcessStartInfo]::new($exe)
+    if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { $psi.ArgumentList.Add($entry) }
+    $encoded = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($Script))
+    foreach ($a in '-NoProfile', '-NonInteractive', '-EncodedCommand', $encoded) { $psi.ArgumentList.Add($a) }
+    $psi.RedirectStandardOutput = $true
+    $psi.RedirectStandardError = $true
+    $psi.UseShellExecute = $false
+    [Diagnostics.Process]::Start($psi)
+}
+
+function Get-EkmsTempFile {
+    <# The temp files EnvelopeKms leaves beside a destination when it is killed: .<name>.<32 hex>.ekms-tmp #>
+    param([string] $Directory)
+    @(Get-ChildItem -LiteralPath $Directory -Force -File -Recurse -Filter '*.ekms-tmp' -ErrorAction SilentlyContinue)
+}
+
+function New-RandomFile {
+    param([string] $Path, [long] $Length, [Random] $Random = [Random]::new())
+    $buffer = [byte[]]::new([Math]::Min([Math]::Max($Length, 1), 1MB))
+    $fs = [IO.File]::Create($Path)
+    try {
+        $left = $Length
+        while ($left -gt 0) {
+            $Random.NextBytes($buffer)
+            $n = [int] [Math]::Min($left, $buffer.Length)
+            $fs.Write($buffer, 0, $n)
+            $left -= $n
+        }
+    }
+    finally { $fs.Dispose() }
+}

@@ -109,6 +109,29 @@ public static class EnvelopeFileOperations
         catch (IOException) { return false; }
     }
 
+    private static readonly System.Text.RegularExpressions.Regex TempNamePattern =
+        new(@"^\..+\.[0-9a-f]{32}" + System.Text.RegularExpressions.Regex.Escape(TempSuffix) + "$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>Whether <paramref name="fileName"/> has the shape of a temp file this library writes (<c>.&lt;name&gt;.&lt;32 hex&gt;.ekms-tmp</c>).</summary>
+    public static bool IsTempFileName(string fileName) => TempNamePattern.IsMatch(fileName);
+
+    /// <summary>
+    /// Temp files in <paramref name="directory"/> (not below it): left by a process that was killed, or being written
+    /// by one still running. Never deletes anything; an unreadable directory gives an empty list.
+    /// </summary>
+    public static IReadOnlyList<FileInfo> FindTempFiles(string directory)
+    {
+        try
+        {
+            return new DirectoryInfo(directory).EnumerateFiles("*" + TempSuffix, new EnumerationOptions { AttributesToSkip = 0, IgnoreInaccessible = true })
+                .Where(f => IsTempFileName(f.Name)).OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.SecurityException)
+        {
+            return [];
+        }
+    }
+
     /// <summary>Creates the temp path for <paramref name="destination"/>: hidden, beside it, recognisable, unique.</summary>
     public static string GetTempPath(string destination)
     {

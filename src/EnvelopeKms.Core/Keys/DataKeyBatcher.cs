@@ -64,12 +64,28 @@ public sealed class DataKeyBatcher : IDisposable
         _time = time ?? TimeProvider.System;
     }
 
+    private int _dataKeysGenerated;
+
     /// <summary>Number of data keys fetched so far.</summary>
-    public int DataKeysGenerated { get; private set; }
+    public int DataKeysGenerated => Volatile.Read(ref _dataKeysGenerated);
 
     /// <summary>Lends a data key for one file of <paramref name="plaintextBytes"/> bytes (the caller disposes the lease).</summary>
     public async Task<DataKeyLease> AcquireAsync(long plaintextBytes, CancellationToken cancellationToken)
     {
+        if (_limits.MaxFiles == 1)
+        {
+            // One key per file: nothing to share, so concurrent files fetch their keys concurrently (waiting for a
+            // shared fetch would serialise every KMS call, and every retry, of the batch).
+            lock (_lock) ObjectDisposedException.ThrowIf(_disposed, this);
+            Interlocked.Increment(ref _dataKeysGenerated);
+            var own = await GenerateAsync(cancellationToken).ConfigureAwait(false);
+            lock (_lock)
+            {
+                own.TryReserve(plaintextBytes, _limits, _time.GetUtcNow());
+                own.Retire(); // wiped when the lease is released
+            }
+            return new DataKeyLease(own);
+        }
         while (true)
         {
             Task<Entry> current;
@@ -79,7 +95,7 @@ public sealed class DataKeyBatcher : IDisposable
                 if (_current is null || _current.IsFaulted || _current.IsCanceled)
                 {
                     _current = GenerateAsync(cancellationToken);
-                    DataKeysGenerated++;
+                    Interlocked.Increment(ref _dataKeysGenerated);
                 }
                 current = _current;
             }

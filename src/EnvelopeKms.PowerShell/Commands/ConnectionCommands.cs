@@ -13,6 +13,7 @@ public sealed class KmsConnectionInfo
     public string? AccessKeyId { get; init; }
     public string? CaCertificatePath { get; init; }
     public bool AllowInsecureHttp { get; init; }
+    public int? MaxAttempts { get; init; }
 
     internal static KmsConnectionInfo From(KmsConnectionDefaults d) => new()
     {
@@ -22,6 +23,7 @@ public sealed class KmsConnectionInfo
         AccessKeyId = d.Credential?.UserName,
         CaCertificatePath = d.CaCertificatePath,
         AllowInsecureHttp = d.AllowInsecureHttp,
+        MaxAttempts = d.MaxAttempts,
     };
 }
 
@@ -58,6 +60,15 @@ public sealed class ConnectKmsCommand : EnvelopeCmdlet
     [Parameter]
     public SwitchParameter AllowInsecureHttp { get; set; }
 
+    /// <summary>
+    /// Tries per KMS call, the first included (default 5). Throttled, 5xx, timed-out and dropped calls are retried with
+    /// exponential backoff and full jitter (200 ms base, 10 s cap). Raise it for large batches against a heavily
+    /// throttled account (docs/reliability.md); every retry of a dead KMS costs time, so keep it modest otherwise.
+    /// </summary>
+    [Parameter]
+    [ValidateRange(1, 100)]
+    public int MaxAttempts { get; set; } = 5;
+
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
@@ -91,6 +102,7 @@ public sealed class ConnectKmsCommand : EnvelopeCmdlet
             Credential = Credential,
             CaCertificatePath = ca,
             AllowInsecureHttp = AllowInsecureHttp,
+            MaxAttempts = MyInvocation.BoundParameters.ContainsKey(nameof(MaxAttempts)) ? MaxAttempts : null,
         };
         ModuleState.Current.Connection = defaults;
         WriteVerbose($"KMS defaults set: endpoint {Endpoint ?? "(by region)"}, region {Region ?? "(from environment or profile)"}.");

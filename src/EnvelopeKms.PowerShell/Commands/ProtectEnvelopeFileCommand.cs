@@ -89,6 +89,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             if (!CheckDestinationFree(source, destination)) continue;
             string action = RemoveSource ? $"Encrypt to '{destination}', then remove the source" : $"Encrypt to '{destination}'";
             if (!ShouldProcess(source, action)) continue;
+            WarnAboutLeftoverTempFiles(destination);
             bool remove = RemoveSource && ConfirmRemoval(source);
             long length = new FileInfo(source).Length;
             _ = Batcher; // created here, on the pipeline thread, where the KMS client may write verbose output or errors
@@ -103,6 +104,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             WriteWarning($"Skipped {_alreadyProtected} file(s) that are already envelope files (EKMS or legacy).");
         if (_batcher is not null)
             WriteVerbose($"{_batcher.DataKeysGenerated} data key(s) generated for {Queue.CompletedCount} file(s).");
+        WriteRetrySummary();
     }
 
     /// <summary>A .ekms file that already holds an EKMS or legacy envelope (by content) is not encrypted again.</summary>
@@ -133,7 +135,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     }
 
     private DataKeyBatcher Batcher => _batcher ??= new DataKeyBatcher(
-        new KmsDataKeyProvider(Client), KeyId, _context, DataKeyPerFile ? DataKeyReuseLimits.PerFile : DataKeyReuseLimits.Default);
+        new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(Client)), KeyId, _context, DataKeyPerFile ? DataKeyReuseLimits.PerFile : DataKeyReuseLimits.Default);
 
     private async Task<object?> ProtectAsync(FileWorkQueue.WorkItem item, string destination, bool removeSource, CancellationToken cancellationToken)
     {

@@ -61,7 +61,9 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             }
             if (!CheckDestinationFree(source, destination)) continue;
             if (!ShouldProcess(source, $"Decrypt to '{destination}'")) continue;
-            _keys ??= new CachingDataKeyProvider(new KmsDataKeyProvider(Client, new KmsDataKeyProviderOptions { AllowedKeyIds = AllowedKeyId }));
+            WarnAboutLeftoverTempFiles(destination);
+            _keys ??= new CachingDataKeyProvider(new CircuitBreakingDataKeyProvider(
+                new KmsDataKeyProvider(Client, new KmsDataKeyProviderOptions { AllowedKeyIds = AllowedKeyId })));
             Queue.Start(new FileWorkQueue.WorkItem(source, new FileInfo(source).Length), (item, ct) => UnprotectAsync(item, destination, ct));
         }
     }
@@ -69,6 +71,7 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     protected override void EndProcessing()
     {
         EndWriting();
+        WriteRetrySummary();
     }
 
     /// <summary>The output name: the input name without .ekms (or the sample's .encrypted / .enc); null if it has none.</summary>

@@ -18,6 +18,7 @@ public abstract class EnvelopeFileCmdlet : KmsCmdlet
     protected const string PathSet = "Path";
     protected const string LiteralPathSet = "LiteralPath";
     private int _skippedDirectories;
+    private readonly HashSet<string> _checkedDirectories = new(StringComparer.Ordinal);
 
     /// <summary>Files to process; wildcards allowed.</summary>
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
@@ -37,6 +38,30 @@ public abstract class EnvelopeFileCmdlet : KmsCmdlet
 
     /// <summary>Resolves a -Destination relative to the current location.</summary>
     protected string ResolveDestination(string destination) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(destination);
+
+    /// <summary>
+    /// Before the first write into a directory: one warning listing temp files (<c>.&lt;name&gt;.&lt;32 hex&gt;.ekms-tmp</c>)
+    /// that a killed run left there, with the command that removes the stale ones. Nothing is deleted automatically:
+    /// a run still in progress (another process) has such files too.
+    /// </summary>
+    protected void WarnAboutLeftoverTempFiles(string destination)
+    {
+        string? directory = System.IO.Path.GetDirectoryName(destination);
+        if (directory is null || !_checkedDirectories.Add(directory)) return;
+        var found = EnvelopeKms.Files.EnvelopeFileOperations.FindTempFiles(directory);
+        if (found.Count == 0) return;
+        const int shown = 10;
+        var now = DateTime.UtcNow;
+        string list = string.Join(", ", found.Take(shown).Select(f => $"{f.Name} ({FormatAge(now - f.LastWriteTimeUtc)} old)"))
+            + (found.Count > shown ? $" and {found.Count - shown} more" : "");
+        string escaped = directory.Replace("'", "''");
+        WriteWarning($"'{directory}' holds {found.Count} temp file(s) of an interrupted EnvelopeKms run (or of one still running): {list}. "
+            + "They hold no usable output. Remove those no longer written to with: "
+            + $"Get-ChildItem -LiteralPath '{escaped}' -Force -Filter '*.ekms-tmp' | Where-Object LastWriteTime -lt (Get-Date).AddMinutes(-10) | Remove-Item -Force");
+    }
+
+    private static string FormatAge(TimeSpan age)
+        => age.TotalDays >= 1 ? $"{age.TotalDays:0} d" : age.TotalHours >= 1 ? $"{age.TotalHours:0} h" : age.TotalMinutes >= 1 ? $"{age.TotalMinutes:0} min" : $"{Math.Max(0, age.TotalSeconds):0} s";
 
     /// <summary>One summary line instead of a message per directory (Get-ChildItem -Recurse passes many).</summary>
     protected void WriteSkippedDirectorySummary() => FilePathResolver.WriteSkippedDirectorySummary(this, _skippedDirectories);

@@ -13,6 +13,7 @@ namespace EnvelopeKms.PowerShell.Infrastructure;
 public abstract class KmsCmdlet : EnvelopeCmdlet
 {
     private KmsClient? _client;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _retries = new(StringComparer.Ordinal);
 
     /// <summary>Region id, e.g. cn-hangzhou (endpoint https://kms.cn-hangzhou.aliyuncs.com).</summary>
     [Parameter]
@@ -43,6 +44,7 @@ public abstract class KmsCmdlet : EnvelopeCmdlet
         try
         {
             var client = KmsClientFactory.Create(settings);
+            client.Retrying += (_, e) => _retries.AddOrUpdate($"{e.Operation}: {e.Error.Code}", 1, (_, n) => n + 1);
             WriteVerbose($"KMS endpoint {client.Endpoint} (region {client.Endpoint.RegionId ?? "not set"}), credentials from {client.CredentialsSource}.");
             return client;
         }
@@ -52,6 +54,17 @@ public abstract class KmsCmdlet : EnvelopeCmdlet
                 ErrorCategory.InvalidArgument, null));
             throw; // not reached
         }
+    }
+
+    /// <summary>
+    /// One verbose line with the retries this invocation's KMS client made, by operation and error code, e.g.
+    /// <c>KMS retries: 12 (Decrypt: Throttling.User 7, Decrypt: InternalFailure 5).</c> Nothing when no client was made.
+    /// </summary>
+    protected void WriteRetrySummary()
+    {
+        if (_client is null) return;
+        string detail = _retries.IsEmpty ? "" : " (" + string.Join(", ", _retries.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} {p.Value}")) + ")";
+        WriteVerbose($"KMS retries: {_client.RetryCount}{detail}; at most {_client.Options.Retry.MaxAttempts} attempts per call.");
     }
 
     protected override void Dispose(bool disposing)

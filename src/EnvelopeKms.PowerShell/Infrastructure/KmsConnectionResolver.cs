@@ -24,6 +24,7 @@ internal static class KmsConnectionResolver
             ProfileName = profileName ?? defaults?.ProfileName,
             AccessKeyId = explicitCredential?.UserName,
             AccessKeySecret = explicitCredential?.GetNetworkCredential().Password,
+            Retry = defaults?.MaxAttempts is int attempts ? new KmsRetryOptions { MaxAttempts = attempts } : new KmsRetryOptions(),
         };
     }
 }
