@@ -52,6 +52,7 @@ public sealed class DataKeyBatcher : IDisposable
     private readonly TimeProvider _time;
     private readonly object _lock = new();
     private Task<Entry>? _current;
+    private bool _currentFailureReported;
     private bool _disposed;
 
     public DataKeyBatcher(IDataKeyProvider provider, IReadOnlyList<string> keyIds, EncryptionContext context,
@@ -68,6 +69,28 @@ public sealed class DataKeyBatcher : IDisposable
 
     /// <summary>Number of data keys fetched so far.</summary>
     public int DataKeysGenerated => Volatile.Read(ref _dataKeysGenerated);
+
+    /// <summary>
+    /// Starts fetching the batch's first data key now, so that the KMS round trip overlaps whatever the caller does
+    /// next (binding and queueing the pipeline's files) instead of delaying the first file. A failure is reported
+    /// to the first file that needs the key.
+    /// </summary>
+    public void Prefetch(CancellationToken cancellationToken)
+    {
+        if (_limits.MaxFiles == 1) return;
+        Task<Entry> started;
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_current is not null) return;
+            started = _current = GenerateAsync(cancellationToken);
+            _currentFailureReported = false;
+            Interlocked.Increment(ref _dataKeysGenerated);
+        }
+        // Observed here so that a prefetch nobody waits for (an empty pipeline) is not an unobserved exception.
+        started.ContinueWith(static t => _ = t.Exception, CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
 
     /// <summary>Lends a data key for one file of <paramref name="plaintextBytes"/> bytes (the caller disposes the lease).</summary>
     public async Task<DataKeyLease> AcquireAsync(long plaintextBytes, CancellationToken cancellationToken)
@@ -92,14 +115,25 @@ public sealed class DataKeyBatcher : IDisposable
             lock (_lock)
             {
                 ObjectDisposedException.ThrowIf(_disposed, this);
-                if (_current is null || _current.IsFaulted || _current.IsCanceled)
+                // A failed fetch is reported to the first file that waits on it, then retried by the next one.
+                if (_current is null || ((_current.IsFaulted || _current.IsCanceled) && _currentFailureReported))
                 {
                     _current = GenerateAsync(cancellationToken);
+                    _currentFailureReported = false;
                     Interlocked.Increment(ref _dataKeysGenerated);
                 }
                 current = _current;
             }
-            var entry = await current.ConfigureAwait(false);
+            Entry entry;
+            try
+            {
+                entry = await current.ConfigureAwait(false);
+            }
+            catch
+            {
+                lock (_lock) if (ReferenceEquals(_current, current)) _currentFailureReported = true;
+                throw;
+            }
             lock (_lock)
             {
                 if (entry.TryReserve(plaintextBytes, _limits, _time.GetUtcNow()))

@@ -73,6 +73,11 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
                 "EnvelopeTooManyKeys", ErrorCategory.InvalidArgument, KeyId));
         foreach (var key in KeyId) ModuleState.Current.RememberKey(key);
         BeginWriting();
+        // Ask KMS for the data key while the pipeline starts delivering files, unless nothing may be written
+        // (-WhatIf) or every file is to be confirmed first (-Confirm).
+        bool whatIf = MyInvocation.BoundParameters.ContainsKey("WhatIf") ? ((SwitchParameter)MyInvocation.BoundParameters["WhatIf"]).IsPresent
+            : LanguagePrimitives.IsTrue(GetVariableValue("WhatIfPreference"));
+        if (!whatIf && !MyInvocation.BoundParameters.ContainsKey("Confirm")) Batcher.Prefetch(CancellationToken);
     }
 
     protected override void ProcessRecord()

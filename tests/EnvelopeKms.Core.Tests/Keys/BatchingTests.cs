@@ -98,4 +98,51 @@ public class BatchingTests
         using var key = await cache.DecryptDataKeyAsync([unknown], EncryptionContext.Empty, default);
         Assert.Equal(2, inner.DecryptCalls);
     }
+
+    private sealed class FailingOnceProvider(IDataKeyProvider inner) : IDataKeyProvider
+    {
+        public int Calls;
+        public Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, CancellationToken cancellationToken)
+            => Interlocked.Increment(ref Calls) == 1
+                ? Task.FromException<DataKey>(new KeyProviderException(KeyProviderError.Unavailable, "down"))
+                : inner.GenerateDataKeyAsync(keyIds, context, cancellationToken);
+        public Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, CancellationToken cancellationToken)
+            => inner.DecryptDataKeyAsync(entries, context, cancellationToken);
+    }
+
+    [Fact]
+    public async Task APrefetchedKeyServesTheFirstFilesWithoutAnotherCall()
+    {
+        var provider = new InMemoryKeyProvider();
+        using var batcher = new DataKeyBatcher(provider, ["k"], EncryptionContext.Empty);
+        batcher.Prefetch(default);
+        batcher.Prefetch(default);
+        for (int i = 0; i < 3; i++) using (await batcher.AcquireAsync(1, default)) { }
+        Assert.Equal(1, provider.GenerateCalls);
+    }
+
+    [Fact]
+    public async Task AFailedPrefetchIsReportedOnceThenRetried()
+    {
+        var provider = new FailingOnceProvider(new InMemoryKeyProvider());
+        using var batcher = new DataKeyBatcher(provider, ["k"], EncryptionContext.Empty);
+        batcher.Prefetch(default);
+        await Assert.ThrowsAsync<KeyProviderException>(() => batcher.AcquireAsync(1, default));
+        using (await batcher.AcquireAsync(1, default)) { }
+        Assert.Equal(2, provider.Calls);
+    }
+
+    [Fact]
+    public async Task APrefetchNobodyUsesIsWipedOnDispose()
+    {
+        var tracked = SecretBuffers.StartTrackingForTests();
+        var provider = new InMemoryKeyProvider();
+        var batcher = new DataKeyBatcher(provider, ["k"], EncryptionContext.Empty);
+        batcher.Prefetch(default);
+        await Task.Delay(10); // the in-memory provider completes at once; give the continuation its turn
+        batcher.Dispose();
+        Assert.Equal(1, provider.GenerateCalls);
+        Assert.NotEmpty(tracked);
+        Assert.All(tracked, buffer => Assert.All(buffer, b => Assert.Equal(0, b)));
+    }
 }
