@@ -54,14 +54,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 
     protected override void BeginProcessing()
     {
-        try
-        {
-            _context = ToContext(EncryptionContext);
-        }
-        catch (ArgumentException e)
-        {
-            ThrowTerminatingError(new ErrorRecord(e, "EnvelopeContextInvalid", ErrorCategory.InvalidArgument, EncryptionContext));
-        }
+        _context = ToContextOrStop(EncryptionContext);
         if (Legacy && _context.Count > 0)
             ThrowTerminatingError(new ErrorRecord(new ArgumentException("The legacy format has no encryption context; remove -EncryptionContext or use -Format EKMS."),
                 "EnvelopeLegacyNoContext", ErrorCategory.InvalidArgument, EncryptionContext));

@@ -32,15 +32,14 @@ public sealed class TestEnvelopeFileCommand : EnvelopeFileCmdlet
 
     protected override void BeginProcessing()
     {
-        try { _required = ToContext(EncryptionContext); }
-        catch (ArgumentException e) { ThrowTerminatingError(new ErrorRecord(e, "EnvelopeContextInvalid", ErrorCategory.InvalidArgument, EncryptionContext)); }
+        _required = ToContextOrStop(EncryptionContext);
     }
 
     protected override void ProcessRecord()
     {
         foreach (var file in ResolveInputFiles())
         {
-            _keys ??= new CachingDataKeyProvider(new KmsDataKeyProvider(Client, new KmsDataKeyProviderOptions { AllowedKeyIds = AllowedKeyId }));
+            _keys ??= CreateUnwrappingKeyProvider(AllowedKeyId);
             try
             {
                 string? keyId = Run(ct => VerifyAsync(file, ct));

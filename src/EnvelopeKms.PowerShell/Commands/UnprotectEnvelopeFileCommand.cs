@@ -37,14 +37,7 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 
     protected override void BeginProcessing()
     {
-        try
-        {
-            _required = ToContext(EncryptionContext);
-        }
-        catch (ArgumentException e)
-        {
-            ThrowTerminatingError(new ErrorRecord(e, "EnvelopeContextInvalid", ErrorCategory.InvalidArgument, EncryptionContext));
-        }
+        _required = ToContextOrStop(EncryptionContext);
         BeginWriting();
     }
 
@@ -62,8 +55,7 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             if (!CheckDestinationFree(source, destination)) continue;
             if (!ShouldProcess(source, $"Decrypt to '{destination}'")) continue;
             WarnAboutLeftoverTempFiles(destination);
-            _keys ??= new CachingDataKeyProvider(new CircuitBreakingDataKeyProvider(
-                new KmsDataKeyProvider(Client, new KmsDataKeyProviderOptions { AllowedKeyIds = AllowedKeyId })));
+            _keys ??= CreateUnwrappingKeyProvider(AllowedKeyId);
             Queue.Start(new FileWorkQueue.WorkItem(source, new FileInfo(source).Length), (item, ct) => UnprotectAsync(item, destination, ct));
         }
     }

@@ -17,18 +17,29 @@ public abstract class EnvelopeCmdlet : PSCmdlet, IDisposable
     /// <summary>Cancels work in flight before a terminating error ends the pipeline.</summary>
     protected void CancelWork() => _stop.Cancel();
 
-    /// <summary>Converts a PowerShell hashtable into an encryption context (keys and values as strings).</summary>
-    protected static Keys.EncryptionContext ToContext(System.Collections.IDictionary? table)
+    /// <summary>
+    /// Converts an -EncryptionContext hashtable (keys and values as strings) into a context, or ends the pipeline
+    /// with EnvelopeContextInvalid: a bad context would fail every file alike.
+    /// </summary>
+    protected Keys.EncryptionContext ToContextOrStop(System.Collections.IDictionary? table)
     {
         if (table is null || table.Count == 0) return Keys.EncryptionContext.Empty;
-        var pairs = new List<KeyValuePair<string, string>>();
-        foreach (System.Collections.DictionaryEntry entry in table)
+        try
         {
-            string key = LanguagePrimitives.ConvertTo<string>(entry.Key);
-            string value = entry.Value is null ? throw new ArgumentException($"Encryption context key '{key}' has no value.") : LanguagePrimitives.ConvertTo<string>(entry.Value);
-            pairs.Add(new(key, value));
+            var pairs = new List<KeyValuePair<string, string>>();
+            foreach (System.Collections.DictionaryEntry entry in table)
+            {
+                string key = LanguagePrimitives.ConvertTo<string>(entry.Key);
+                string value = entry.Value is null ? throw new ArgumentException($"Encryption context key '{key}' has no value.") : LanguagePrimitives.ConvertTo<string>(entry.Value);
+                pairs.Add(new(key, value));
+            }
+            return Keys.EncryptionContext.Create(pairs);
         }
-        return Keys.EncryptionContext.Create(pairs);
+        catch (ArgumentException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "EnvelopeContextInvalid", ErrorCategory.InvalidArgument, table));
+            throw; // not reached
+        }
     }
 
     /// <summary>Runs async core code to completion on the pipeline thread (PowerShell has no synchronization context).</summary>

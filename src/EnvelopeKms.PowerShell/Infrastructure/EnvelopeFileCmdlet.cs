@@ -36,6 +36,15 @@ public abstract class EnvelopeFileCmdlet : KmsCmdlet
     protected IEnumerable<string> ResolveInputFiles()
         => FilePathResolver.Resolve(this, ParameterSetName == LiteralPathSet ? LiteralPath : Path, ParameterSetName == LiteralPathSet, ref _skippedDirectories);
 
+    /// <summary>
+    /// The key provider for reading files: only <paramref name="allowedKeyIds"/> (when given) may unwrap; one
+    /// Decrypt per distinct wrapped key; a dead KMS fails the following files fast instead of each waiting out
+    /// its retries.
+    /// </summary>
+    protected Keys.CachingDataKeyProvider CreateUnwrappingKeyProvider(string[]? allowedKeyIds)
+        => new(new Keys.CircuitBreakingDataKeyProvider(
+            new Kms.KmsDataKeyProvider(Client, new Kms.KmsDataKeyProviderOptions { AllowedKeyIds = allowedKeyIds })));
+
     /// <summary>Resolves a -Destination relative to the current location.</summary>
     protected string ResolveDestination(string destination) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(destination);
 
