@@ -14,6 +14,8 @@
         'Unprotect-EnvelopeFile',
         'Get-EnvelopeFileInfo',
         'Test-EnvelopeFile',
+        'Protect-KmsSecret',
+        'Unprotect-KmsSecret',
         'New-KmsKey',
         'Get-KmsKey',
         'Enable-KmsKey',
