@@ -5,61 +5,28 @@
 //   (cd tests/interop && npm ci) && node --test tests/interop/datakey-crossclient.test.mjs
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { execFile } from 'node:child_process';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 
 import RPCClient from '@alicloud/pop-core';
+import { startLocalServer } from './local-server.mjs';
 import { generate, decrypt, openApiCaller } from './datakey-crossclient.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const script = join(here, 'datakey-crossclient.mjs');
-const repo = process.env.ENVELOPEKMS_REPO ?? resolve(here, '..', '..');
-const LISTENING = /^EnvelopeKms\.Server listening on (http:\/\/\S+)$/;
 const CONTEXT_JSON = JSON.stringify({ zone: 'z 1', 'file name': 'a+b/c~*.txt', purpose: 'cross client ✓' });
 
-// Same lookup as kms-sdk.test.mjs: the staged copy from build.ps1, else the Release build output.
-function serverDll() {
-  const staged = join(repo, 'out', 'server', 'EnvelopeKms.Server.dll');
-  if (existsSync(staged)) return staged;
-  const built = join(repo, 'src', 'EnvelopeKms.Server', 'bin', 'Release', 'net10.0', 'EnvelopeKms.Server.dll');
-  if (existsSync(built)) return built;
-  throw new Error(`EnvelopeKms.Server.dll not found under ${repo}/out/server or src/EnvelopeKms.Server/bin/Release/net10.0; build the server first`);
-}
-
-let server;
-let dataDir;
+let local;
 let endpoint;
 
 before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'ekms-crossclient-'));
-  server = spawn('dotnet', [serverDll(), '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  server.stderr.on('data', (chunk) => { stderr += chunk; });
-  endpoint = await new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 60 s; stderr: ${stderr}`)), 60_000);
-    server.once('exit', (code) => reject(new Error(`server exited with ${code}; stderr: ${stderr}`)));
-    createInterface({ input: server.stdout }).once('line', (line) => {
-      clearTimeout(timer);
-      const match = LISTENING.exec(line);
-      if (match) resolvePromise(match[1]);
-      else reject(new Error(`unexpected first line: ${line}`));
-    });
-  });
+  local = await startLocalServer('ekms-crossclient-');
+  endpoint = local.endpoint;
 });
 
-after(async () => {
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server.once('exit', r));
-    server.kill('SIGTERM');
-    await exited;
-  }
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-});
+after(async () => { await local?.stop(); });
 
 /** Runs the CLI; resolves with exit code and output whatever the exit code. */
 async function cli(...args) {

@@ -4,63 +4,27 @@
 // The server must be built first (dotnet build src/EnvelopeKms.Server -c Release, or build.ps1).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
 
 import OpenApi from '@alicloud/openapi-client';
 import RPCClient from '@alicloud/pop-core';
+import { startLocalServer } from './local-server.mjs';
 import Kms from '@alicloud/kms20160120';
 
 const ACCESS_KEY_ID = 'testid';
 const ACCESS_KEY_SECRET = 'testsecret';
-const LISTENING = /^EnvelopeKms\.Server listening on (http:\/\/\S+)$/;
 
-const repo = process.env.ENVELOPEKMS_REPO ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-function serverDll() {
-  const staged = join(repo, 'out', 'server', 'EnvelopeKms.Server.dll');
-  if (existsSync(staged)) return staged;
-  const built = join(repo, 'src', 'EnvelopeKms.Server', 'bin', 'Release', 'net10.0', 'EnvelopeKms.Server.dll');
-  if (existsSync(built)) return built;
-  throw new Error(`EnvelopeKms.Server.dll not found under ${repo}/out/server or src/EnvelopeKms.Server/bin/Release/net10.0; build the server first`);
-}
-
-let server;
-let dataDir;
+let local;
 let endpoint; // e.g. http://127.0.0.1:41234
 let hostPort; // e.g. 127.0.0.1:41234
 
 before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'ekms-interop-'));
-  server = spawn('dotnet', [serverDll(), '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  server.stderr.on('data', (chunk) => { stderr += chunk; });
-  endpoint = await new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 60 s; stderr: ${stderr}`)), 60_000);
-    server.once('exit', (code) => reject(new Error(`server exited with ${code}; stderr: ${stderr}`)));
-    // The first stdout line is the machine-readable listening line.
-    createInterface({ input: server.stdout }).once('line', (line) => {
-      clearTimeout(timer);
-      const match = LISTENING.exec(line);
-      if (match) resolvePromise(match[1]);
-      else reject(new Error(`unexpected first line: ${line}`));
-    });
-  });
+  local = await startLocalServer('ekms-interop-');
+  endpoint = local.endpoint;
   hostPort = new URL(endpoint).host;
 });
 
-after(async () => {
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server.once('exit', r));
-    server.kill('SIGTERM');
-    await exited;
-  }
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-});
+after(async () => { await local?.stop(); });
 
 // ---- clients -------------------------------------------------------------------------------
 
