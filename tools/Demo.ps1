@@ -48,15 +48,15 @@ try {
         $before = Get-ChildItem data -Recurse -File | ForEach-Object { [pscustomobject]@{ Path = $_.FullName; Hash = (Get-FileHash -LiteralPath $_.FullName).Hash } }
         Get-ChildItem data -Recurse -File | Format-Table Length, FullName -AutoSize | Out-Wide
 
-        Show 'Get-ChildItem ./data -Recurse -File | Protect-EnvelopeFile -KeyId alias/Apollo/WorkKey -RemoveSource -Confirm:$false -PassThru'
-        Get-ChildItem ./data -Recurse -File | Protect-EnvelopeFile -KeyId alias/Apollo/WorkKey -RemoveSource -Confirm:$false -PassThru | Format-Table -AutoSize | Out-Wide
+        Show "Get-ChildItem ./data -Recurse -File | Protect-EnvelopeFile -KeyId alias/Apollo/WorkKey -EncryptionContext @{ project = 'Apollo' } -RemoveSource -Confirm:`$false -PassThru"
+        Get-ChildItem ./data -Recurse -File | Protect-EnvelopeFile -KeyId alias/Apollo/WorkKey -EncryptionContext @{ project = 'Apollo' } -RemoveSource -Confirm:$false -PassThru | Format-Table -AutoSize | Out-Wide
 
         Show 'Get-ChildItem ./data -Recurse -Filter *.ekms | Get-EnvelopeFileInfo   (no KMS call)'
         Get-ChildItem ./data -Recurse -Filter *.ekms | Get-EnvelopeFileInfo | Format-Table -AutoSize | Out-Wide
         Get-EnvelopeFileInfo -LiteralPath data/sales.csv.ekms | Format-List | Out-Wide
 
-        Show 'Get-ChildItem ./data -Recurse -Filter *.ekms | Unprotect-EnvelopeFile -PassThru'
-        Get-ChildItem ./data -Recurse -Filter *.ekms | Unprotect-EnvelopeFile -PassThru | Format-Table -AutoSize | Out-Wide
+        Show "Get-ChildItem ./data -Recurse -Filter *.ekms | Unprotect-EnvelopeFile -EncryptionContext @{ project = 'Apollo' } -PassThru"
+        Get-ChildItem ./data -Recurse -Filter *.ekms | Unprotect-EnvelopeFile -EncryptionContext @{ project = 'Apollo' } -PassThru | Format-Table -AutoSize | Out-Wide
 
         Show 'Checking every file against its original hash'
         $bad = 0
