@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using EnvelopeKms.Format;
 using EnvelopeKms.Keys;
 
@@ -218,8 +219,24 @@ public static class EnvelopeFileOperations
         }
     }
 
-    private static void Move(string temp, string destination, bool overwrite)
+    /// <summary>
+    /// Renames the finished temp file to the destination. Without <paramref name="overwrite"/> this must fail if the
+    /// destination exists even when another process creates it at the same moment (File.Move's check-then-rename
+    /// lets two writers both "win", the second silently replacing the first); so on Unix the name is claimed with
+    /// link(2), which fails atomically with EEXIST, and the temp name is then removed.
+    /// </summary>
+    internal static void Move(string temp, string destination, bool overwrite)
     {
+        if (!overwrite && !OperatingSystem.IsWindows())
+        {
+            if (NoReplace.Link(temp, destination) == 0)
+            {
+                File.Delete(temp);
+                return;
+            }
+            if (Marshal.GetLastPInvokeError() == NoReplace.EEXIST) throw new DestinationExistsException(destination);
+            // A file system without hard links (FAT, some network shares): fall back to File.Move below.
+        }
         try
         {
             File.Move(temp, destination, overwrite);
@@ -228,5 +245,13 @@ public static class EnvelopeFileOperations
         {
             throw new DestinationExistsException(destination);
         }
+    }
+
+    private static class NoReplace
+    {
+        public const int EEXIST = 17; // the same value on Linux and macOS
+
+        [DllImport("libc", EntryPoint = "link", SetLastError = true)]
+        public static extern int Link(string existingPath, string newPath);
     }
 }
