@@ -66,6 +66,7 @@ public sealed class EnvelopeHeader
     {
         if (frameLength < EnvelopeFormat.MinFrameLength || frameLength > EnvelopeFormat.MaxFrameLength)
             throw new ArgumentOutOfRangeException(nameof(frameLength), $"Frame length must be between {EnvelopeFormat.MinFrameLength} and {EnvelopeFormat.MaxFrameLength}.");
+        RequireSuiteKeyLength(dataKey);
         var keys = dataKey.WrappedKeys;
         if (keys.Count < 1 || keys.Count > EnvelopeFormat.MaxWrappedKeysHardLimit)
             throw new ArgumentException($"A file carries 1 to {EnvelopeFormat.MaxWrappedKeysHardLimit} wrapped data keys; got {keys.Count}.");
@@ -139,6 +140,7 @@ public sealed class EnvelopeHeader
     /// </summary>
     internal void Authenticate(DataKey dataKey, Span<byte> fileKey)
     {
+        RequireSuiteKeyLength(dataKey);
         Span<byte> commitment = stackalloc byte[EnvelopeFormat.CommitmentSize];
         KeySchedule.Derive(dataKey.Plaintext, MessageId, SuiteId, fileKey, commitment);
         bool committed = CryptographicOperations.FixedTimeEquals(commitment, Commitment);
@@ -155,6 +157,13 @@ public sealed class EnvelopeHeader
             CryptographicOperations.ZeroMemory(fileKey);
             throw new EnvelopeException(EnvelopeError.HeaderTampered, "The file header failed authentication: it was modified after encryption.");
         }
+    }
+
+    /// <summary>Suite 0x0001 takes 32-byte data keys only (format §5); a 16-byte key (kept for other formats) is refused.</summary>
+    private static void RequireSuiteKeyLength(DataKey dataKey)
+    {
+        if (dataKey.Length != DataKey.KeyLength)
+            throw new KeyProviderException(KeyProviderError.InvalidDataKey, $"EKMS files need a {DataKey.KeyLength}-byte data key; this one has {dataKey.Length} bytes.");
     }
 
     /// <summary>Reads and parses a header from the current position, enforcing every cap before allocating.</summary>

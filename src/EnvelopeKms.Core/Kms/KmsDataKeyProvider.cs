@@ -40,14 +40,20 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider
         _allowed = _options.AllowedKeyIds?.Select(KmsKeyReference.Parse).ToList();
     }
 
-    public async Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, CancellationToken cancellationToken)
+    public Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, CancellationToken cancellationToken)
+        => GenerateDataKeyAsync(keyIds, context, DataKey.KeyLength, cancellationToken);
+
+    /// <summary>Generates a data key of <paramref name="keyLength"/> bytes (32, or 16 for AES-128).</summary>
+    public async Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, int keyLength, CancellationToken cancellationToken)
     {
         if (keyIds is null || keyIds.Count == 0) throw new ArgumentException("At least one KMS key is needed.", nameof(keyIds));
         ArgumentNullException.ThrowIfNull(context);
+        if (!DataKey.IsSupportedLength(keyLength))
+            throw new ArgumentOutOfRangeException(nameof(keyLength), $"Data keys are {DataKey.KeyLength} or {DataKey.Aes128KeyLength} bytes.");
         GenerateDataKeyResult generated;
         try
         {
-            generated = await _client.GenerateDataKeyAsync(keyIds[0], DataKey.KeyLength, keySpec: null, context, cancellationToken).ConfigureAwait(false);
+            generated = await _client.GenerateDataKeyAsync(keyIds[0], keyLength, keySpec: null, context, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is KmsException or CredentialsException)
         {
@@ -55,10 +61,10 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider
         }
         using (generated)
         {
-            if (generated.Plaintext.Length != DataKey.KeyLength)
+            if (generated.Plaintext.Length != keyLength)
             {
                 throw new KeyProviderException(KeyProviderError.InvalidDataKey,
-                    $"KMS returned a {generated.Plaintext.Length}-byte data key for '{keyIds[0]}'; {DataKey.KeyLength} bytes were requested.");
+                    $"KMS returned a {generated.Plaintext.Length}-byte data key for '{keyIds[0]}'; {keyLength} bytes were requested.");
             }
             var entries = new List<WrappedDataKey> { Entry(generated.KeyId, generated.KeyVersionId, generated.CiphertextBlob) };
             foreach (var keyId in keyIds.Skip(1))
@@ -77,7 +83,11 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider
         }
     }
 
-    public async Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, CancellationToken cancellationToken)
+    public Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, CancellationToken cancellationToken)
+        => DecryptDataKeyAsync(entries, context, DataKey.KeyLength, cancellationToken);
+
+    /// <summary>Unwraps the first allowed entry; the data key must be <paramref name="keyLength"/> bytes (32, or 16 for AES-128).</summary>
+    public async Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, int keyLength, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(entries);
         ArgumentNullException.ThrowIfNull(context);
@@ -110,10 +120,10 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider
                     throw new KeyProviderException(KeyProviderError.InvalidDataKey,
                         $"The entry for '{entry.KeyId}' was unwrapped by KMS key '{decrypted.KeyId}', which is not in the allowed keys; the file header may have been tampered with.");
                 }
-                if (decrypted.Plaintext.Length != DataKey.KeyLength)
+                if (decrypted.Plaintext.Length != keyLength)
                 {
                     throw new KeyProviderException(KeyProviderError.InvalidDataKey,
-                        $"KMS unwrapped a {decrypted.Plaintext.Length}-byte data key from the entry for '{entry.KeyId}'; the format needs {DataKey.KeyLength} bytes.");
+                        $"KMS unwrapped a {decrypted.Plaintext.Length}-byte data key from the entry for '{entry.KeyId}'; the format needs {keyLength} bytes.");
                 }
                 return new DataKey(decrypted.Plaintext.Span, entries, decrypted.KeyId) { UnwrappedFrom = entry };
             }
