@@ -108,17 +108,17 @@ public static class AlibabaSdkFormat
     /// Recognises an Encryption SDK message by its first bytes (docs/format.md §7.1), or returns null.
     /// <list type="bullet">
     /// <item>ASN.1: <c>30 L 30 L 02 01 vv 02</c> — a SEQUENCE holding a SEQUENCE whose first element is a one-byte
-    /// INTEGER (the version) followed by another INTEGER (the algorithm); each L is a DER length (1 to 5 bytes).</item>
-    /// <item>Stream: <c>00 00 00 vv 00 00 00 aa 00</c> — the big-endian int32 version (1 to 255), the int32 algorithm
-    /// (1 to 255) and the first byte of the context length (a context is at most 32,767 bytes).</item>
+    /// INTEGER (the version) followed by another INTEGER (the algorithm); each L is a length octet, possibly followed
+    /// by up to 8 more (the reader then insists on DER).</item>
+    /// <item>Stream: <c>00 00 00 vv 00 00 00 aa</c> — the big-endian int32 version and int32 algorithm, each 1 to 255.</item>
     /// </list>
     /// Neither can be an EKMS file (it starts with 0x89), a legacy file (base64 text, where the bytes 0x00 and 0x02
     /// never occur) or the other layout.
     /// </summary>
     public static AlibabaSdkLayout? Detect(ReadOnlySpan<byte> prefix)
     {
-        if (prefix.Length >= 9 && prefix[..3].IndexOfAnyExcept((byte)0) < 0 && prefix[3] != 0
-            && prefix[4..7].IndexOfAnyExcept((byte)0) < 0 && prefix[7] != 0 && prefix[8] == 0)
+        if (prefix.Length >= 8 && prefix[..3].IndexOfAnyExcept((byte)0) < 0 && prefix[3] != 0
+            && prefix[4..7].IndexOfAnyExcept((byte)0) < 0 && prefix[7] != 0)
             return AlibabaSdkLayout.Stream;
         if (prefix.Length > 0 && prefix[0] == 0x30)
         {
@@ -137,8 +137,8 @@ public static class AlibabaSdkFormat
         if (offset >= prefix.Length) return false;
         byte first = prefix[offset++];
         if (first < 0x80) return true;
-        int n = first & 0x7F;
-        if (n is 0 or > 4 || prefix.Length - offset < n) return false;
+        int n = first & 0x7F; // 0: an indefinite length; 5 to 8: a huge one. Recognised, so that the reader can say what is wrong.
+        if (n > 8 || prefix.Length - offset < n) return false;
         offset += n;
         return true;
     }

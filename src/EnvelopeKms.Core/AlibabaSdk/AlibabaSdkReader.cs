@@ -27,12 +27,15 @@ internal static class AlibabaSdkReader
     {
         var reader = new SdkInput(input, cancellationToken);
         var prefix = await reader.PeekPrefixAsync().ConfigureAwait(false);
-        return AlibabaSdkFormat.Detect(prefix) switch
+        var header = AlibabaSdkFormat.Detect(prefix) switch
         {
             AlibabaSdkLayout.Asn1 => await ReadAsn1HeaderAsync(reader).ConfigureAwait(false),
             AlibabaSdkLayout.Stream => await ReadStreamHeaderAsync(reader).ConfigureAwait(false),
             _ => throw Errors.NotSdk(prefix.Length),
         };
+        // Every valid header is longer than the peeked prefix, so the stream itself is now at the first ciphertext byte.
+        if (reader.HasPeekedBytes) throw new InvalidOperationException("The message header ended inside the recognition prefix.");
+        return header;
     }
 
     // ---- ASN.1 (DER) layout ---------------------------------------------------------------------------------------
@@ -379,10 +382,12 @@ internal static class AlibabaSdkReader
         /// <summary>Bytes left in a seekable input (peeked bytes included), else null.</summary>
         public long? Remaining => stream.CanSeek ? stream.Length - stream.Position + (_peeked is null ? 0 : _peeked.Length - _peekedOffset) : null;
 
-        /// <summary>Reads up to 16 bytes for recognition; they are handed out again by the reads that follow.</summary>
+        public bool HasPeekedBytes => _peeked is not null;
+
+        /// <summary>Reads up to 32 bytes for recognition; they are handed out again by the reads that follow.</summary>
         public async Task<byte[]> PeekPrefixAsync()
         {
-            var prefix = new byte[16];
+            var prefix = new byte[32];
             int n = await stream.ReadAtLeastAsync(prefix, prefix.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
             _peeked = prefix[..n];
             _peekedOffset = 0;
