@@ -100,11 +100,30 @@ function Get-TrxCount {
     }
 }
 
+function Install-InteropPython {
+    # The tests call /usr/bin/python3 by path (not whatever python3 is first on PATH), with Debian's packages.
+    $python = '/usr/bin/python3'
+    if ((Test-Path $python) -and $(& $python -c 'import asn1crypto, cryptography' 2>$null; $LASTEXITCODE -eq 0)) { return }
+    $packages = @('python3', 'python3-asn1crypto', 'python3-cryptography')
+    if (-not (Get-Command apt-get -ErrorAction SilentlyContinue) -or (& id -u) -ne '0') {
+        Write-Warning "Cannot install $($packages -join ', ') (needs root and apt-get): the Encryption SDK interop tests will fail."
+        return
+    }
+    Write-Host "== apt-get install $($packages -join ' ')" -ForegroundColor Cyan
+    & apt-get update -qq *> $null
+    & apt-get install -y -qq --no-install-recommends @packages *> $null
+    if ($LASTEXITCODE -ne 0) { Write-Warning "apt-get install $($packages -join ' ') failed (exit $LASTEXITCODE)." }
+}
+
 function Invoke-Test {
     $totals = [ordered]@{ Passed = 0; Failed = 0 }
     $suiteFailures = [System.Collections.Generic.List[string]]::new()
     if (Test-Path $TestResults) { Remove-Item $TestResults -Recurse -Force }
     $null = New-Item -ItemType Directory -Path $TestResults
+
+    # 0. Debian's python3 with asn1crypto and cryptography: the independent Encryption SDK implementation
+    #    (tests/interop/alibaba_sdk.py) that the xunit and Pester tests run against the module.
+    Install-InteropPython
 
     # 1. xunit: the core and the server.
     foreach ($project in Get-ChildItem -Path (Join-Path $RepoRoot 'tests') -Filter '*.Tests.csproj' -Recurse) {

@@ -14,7 +14,7 @@ public sealed class EnvelopeFileResult
     public required string Source { get; init; }
     /// <summary>The KMS key that wrapped (Protect) or unwrapped (Unprotect) the data key.</summary>
     public string? KeyId { get; init; }
-    /// <summary>Format of the envelope file: EKMS or Legacy.</summary>
+    /// <summary>Format of the envelope file: EKMS, Legacy, AlibabaSdk or AlibabaSdkStream.</summary>
     public required string Format { get; init; }
     /// <summary>Bytes of the file written.</summary>
     public long Length { get; init; }
