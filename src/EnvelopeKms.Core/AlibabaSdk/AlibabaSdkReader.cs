@@ -301,10 +301,9 @@ internal static class AlibabaSdkReader
         if (header.Layout == AlibabaSdkLayout.Asn1)
         {
             int length = checked((int)header.PlaintextLength!.Value);
-            var buffer = SecretBuffers.Track(GC.AllocateUninitializedArray<byte>(length));
+            var buffer = await ReadCiphertextAsync(reader, input.CanSeek, length).ConfigureAwait(false);
             try
             {
-                await reader.ReadExactlyAsync(buffer.AsMemory(0, length)).ConfigureAwait(false);
                 long tagLength = await ReadDerHeaderAsync(reader, DerTagOctetString, "authentication tag").ConfigureAwait(false);
                 if (tagLength != AlibabaSdkFormat.TagSize) throw Errors.Malformed($"the body tag is {tagLength} bytes; GCM tags are {AlibabaSdkFormat.TagSize}");
                 var tag = await reader.ReadBytesAsync(AlibabaSdkFormat.TagSize).ConfigureAwait(false);
@@ -329,6 +328,41 @@ internal static class AlibabaSdkReader
         int ciphertextLength = total - AlibabaSdkFormat.TagSize;
         var bodyTag = all.AsSpan(ciphertextLength, AlibabaSdkFormat.TagSize).ToArray();
         return (all, ciphertextLength, bodyTag);
+    }
+
+    /// <summary>
+    /// Reads the declared <paramref name="length"/> ciphertext bytes into one tracked buffer (the caller wipes it). A
+    /// seekable input's length was checked against the declaration already, so the buffer is allocated at once; from
+    /// a pipe it grows with the bytes that actually arrive, so a short input that declares 2 GiB costs no 2 GiB.
+    /// </summary>
+    private static async Task<byte[]> ReadCiphertextAsync(SdkInput reader, bool seekable, int length)
+    {
+        const int Chunk = 1 << 20;
+        int initial = seekable ? length : Math.Min(length, Chunk);
+        var buffer = SecretBuffers.Track(GC.AllocateUninitializedArray<byte>(initial));
+        int filled = 0;
+        try
+        {
+            while (filled < length)
+            {
+                if (filled == buffer.Length)
+                {
+                    var next = SecretBuffers.Track(GC.AllocateUninitializedArray<byte>((int)Math.Min(2L * buffer.Length, length)));
+                    buffer.AsSpan(0, filled).CopyTo(next);
+                    CryptographicOperations.ZeroMemory(buffer);
+                    buffer = next;
+                }
+                int want = buffer.Length - filled;
+                await reader.ReadExactlyAsync(buffer.AsMemory(filled, want)).ConfigureAwait(false);
+                filled += want;
+            }
+            return buffer;
+        }
+        catch
+        {
+            CryptographicOperations.ZeroMemory(buffer);
+            throw;
+        }
     }
 
     /// <summary>

@@ -284,6 +284,25 @@ public class AlibabaSdkHostileInputTests
     }
 
     [Fact]
+    public async Task APipeThatDeclaresTheLargestBodyButEndsEarlyCostsNoLargeBuffer()
+    {
+        // Vector 1's genuine header (its tag verifies), then a body declaring the largest ciphertext allowed, and 100 bytes.
+        long ciphertext = AlibabaSdkFormat.MaxPlaintextLength;
+        var head = Der()[3..][..(3 + 0x9B)];
+        var bodyRest = Cat(Oct(V.BodyIv), AlibabaSdkEnvelope.DerHeader(0x04, ciphertext));
+        long bodyLength = bodyRest.Length + ciphertext + 18;
+        var bodyHeader = AlibabaSdkEnvelope.DerHeader(0x30, bodyLength);
+        var outer = AlibabaSdkEnvelope.DerHeader(0x30, head.Length + bodyHeader.Length + bodyLength);
+        var message = Cat(outer, head, bodyHeader, bodyRest, new byte[100]);
+        var provider = V.Provider();
+        long before = GC.GetAllocatedBytesForCurrentThread(); // everything below completes synchronously on this thread
+        await Rejects(message, EnvelopeError.Truncated, provider, trickle: true);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(1, provider.DecryptCalls); // it got as far as the body
+        Assert.True(allocated < 16 << 20, $"{allocated} bytes allocated for a 100-byte body");
+    }
+
+    [Fact]
     public async Task AHeaderOverItsCapIsRefused()
     {
         int headLength = AlibabaSdkFormat.MaxHeadLength + 1;
