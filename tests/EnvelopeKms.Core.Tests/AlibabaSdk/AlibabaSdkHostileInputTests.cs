@@ -295,9 +295,11 @@ public class AlibabaSdkHostileInputTests
         var outer = AlibabaSdkEnvelope.DerHeader(0x30, head.Length + bodyHeader.Length + bodyLength);
         var message = Cat(outer, head, bodyHeader, bodyRest, new byte[100]);
         var provider = V.Provider();
-        long before = GC.GetAllocatedBytesForCurrentThread(); // everything below completes synchronously on this thread
-        await Rejects(message, EnvelopeError.Truncated, provider, trickle: true);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        // A pipe whose reads complete synchronously, so that everything below runs on this thread and is counted.
+        var e = await Assert.ThrowsAsync<EnvelopeException>(() => AlibabaSdkEnvelope.DecryptAsync(new SyncPipe(message), System.IO.Stream.Null, provider));
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(EnvelopeError.Truncated, e.Error);
         Assert.Equal(1, provider.DecryptCalls); // it got as far as the body
         Assert.True(allocated < 16 << 20, $"{allocated} bytes allocated for a 100-byte body");
     }
@@ -501,5 +503,30 @@ public class AlibabaSdkHostileInputTests
         await Rejects([], EnvelopeError.NotEnvelope);
         await Rejects(EnvelopeFormat.Magic.ToArray(), EnvelopeError.NotEnvelope);
         await Rejects(Encoding.ASCII.GetBytes("hello, world, this is text"), EnvelopeError.NotEnvelope);
+    }
+
+    /// <summary>A non-seekable stream whose asynchronous reads complete synchronously, 4 KiB at most each.</summary>
+    private sealed class SyncPipe(byte[] data) : System.IO.Stream
+    {
+        private int _position;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+        public override int Read(Span<byte> buffer)
+        {
+            int n = Math.Min(Math.Min(buffer.Length, 4096), data.Length - _position);
+            data.AsSpan(_position, n).CopyTo(buffer);
+            _position += n;
+            return n;
+        }
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => ValueTask.FromResult(Read(buffer.Span));
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => Task.FromResult(Read(buffer, offset, count));
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
