@@ -100,19 +100,38 @@ function Get-TrxCount {
     }
 }
 
-function Install-InteropPython {
-    # The tests call /usr/bin/python3 by path (not whatever python3 is first on PATH), with Debian's packages.
+function Install-TestPrerequisite {
+    # Debian packages the suites need, installed when missing so that CI passes on a clean machine. A suite whose
+    # tool is still missing afterwards fails with this reason (ENVELOPEKMS_PREREQUISITES_NOTE); it never skips.
+    #   python3-pycryptodome: tests/pester/LegacyInterop.Tests.ps1 (the KMS documentation sample's approach).
+    #   python3-asn1crypto, python3-cryptography: tests/interop/alibaba_sdk.py, the independent Encryption SDK
+    #     implementation that the xunit (AlibabaSdkPythonInteropTests) and Pester (AlibabaSdk.Tests.ps1) suites run.
     $python = '/usr/bin/python3'
-    if ((Test-Path $python) -and $(& $python -c 'import asn1crypto, cryptography' 2>$null; $LASTEXITCODE -eq 0)) { return }
-    $packages = @('python3', 'python3-asn1crypto', 'python3-cryptography')
-    if (-not (Get-Command apt-get -ErrorAction SilentlyContinue) -or (& id -u) -ne '0') {
-        Write-Warning "Cannot install $($packages -join ', ') (needs root and apt-get): the Encryption SDK interop tests will fail."
-        return
+    $missing = @()
+    if (-not ((Test-Path $python) -and $(& $python -c 'from Cryptodome.Cipher import AES' 2>$null; $LASTEXITCODE -eq 0))) { $missing += 'python3-pycryptodome' }
+    if (-not ((Test-Path $python) -and $(& $python -c 'import asn1crypto' 2>$null; $LASTEXITCODE -eq 0))) { $missing += 'python3-asn1crypto' }
+    if (-not ((Test-Path $python) -and $(& $python -c 'import cryptography.hazmat.primitives.ciphers.aead' 2>$null; $LASTEXITCODE -eq 0))) { $missing += 'python3-cryptography' }
+    if (-not $missing) { return }
+    $env:ENVELOPEKMS_PREREQUISITES_NOTE = $null
+    $root = (& id -u) -eq '0'
+    if (-not (Get-Command apt-get -ErrorAction SilentlyContinue)) {
+        $env:ENVELOPEKMS_PREREQUISITES_NOTE = "apt-get is not available to install $($missing -join ', ')"
     }
-    Write-Host "== apt-get install $($packages -join ' ')" -ForegroundColor Cyan
-    & apt-get update -qq *> $null
-    & apt-get install -y -qq --no-install-recommends @packages *> $null
-    if ($LASTEXITCODE -ne 0) { Write-Warning "apt-get install $($packages -join ' ') failed (exit $LASTEXITCODE)." }
+    elseif (-not $root -and -not (Get-Command sudo -ErrorAction SilentlyContinue)) {
+        $env:ENVELOPEKMS_PREREQUISITES_NOTE = "installing $($missing -join ', ') needs root (not root, and no sudo)"
+    }
+    else {
+        Write-Host "== apt-get install $($missing -join ' ')" -ForegroundColor Cyan
+        # As root: env ...; otherwise sudo -n env ... (never prompts).
+        $exe = 'env'; $pre = @()
+        if (-not $root) { $exe = 'sudo'; $pre = @('-n', 'env') }
+        $log = & $exe @pre DEBIAN_FRONTEND=noninteractive apt-get update -qq 2>&1
+        if ($LASTEXITCODE -eq 0) { $log = & $exe @pre DEBIAN_FRONTEND=noninteractive apt-get install -y -qq @missing 2>&1 }
+        if ($LASTEXITCODE -ne 0) {
+            $env:ENVELOPEKMS_PREREQUISITES_NOTE = "apt-get install $($missing -join ' ') failed (exit $LASTEXITCODE): $(($log | Select-Object -Last 3) -join ' ')"
+        }
+    }
+    if ($env:ENVELOPEKMS_PREREQUISITES_NOTE) { Write-Warning "$($env:ENVELOPEKMS_PREREQUISITES_NOTE); the suites that need them will fail." }
 }
 
 function Invoke-Test {
@@ -121,9 +140,8 @@ function Invoke-Test {
     if (Test-Path $TestResults) { Remove-Item $TestResults -Recurse -Force }
     $null = New-Item -ItemType Directory -Path $TestResults
 
-    # 0. Debian's python3 with asn1crypto and cryptography: the independent Encryption SDK implementation
-    #    (tests/interop/alibaba_sdk.py) that the xunit and Pester tests run against the module.
-    Install-InteropPython
+    # 0. Debian packages, before xunit too: its Encryption SDK interop tests run tests/interop/alibaba_sdk.py.
+    Install-TestPrerequisite
 
     # 1. xunit: the core and the server.
     foreach ($project in Get-ChildItem -Path (Join-Path $RepoRoot 'tests') -Filter '*.Tests.csproj' -Recurse) {
@@ -167,6 +185,7 @@ function Invoke-Test {
     # 3. Pester: the module as users run it, in a fresh pwsh importing the staged module.
     $pesterTests = Join-Path $RepoRoot 'tests/pester'
     if (Get-ChildItem -LiteralPath $pesterTests -Filter '*.Tests.ps1' -ErrorAction SilentlyContinue) {
+        Install-TestPrerequisite
         Write-Host '== pester: tests/pester' -ForegroundColor Cyan
         Invoke-Native dotnet @('restore', (Join-Path $RepoRoot 'tests/tools/TestTools.csproj'), '--nologo', '-v', 'quiet')
         $pester = Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages/pester/5.7.1/tools/Pester.psd1'

@@ -47,17 +47,18 @@ AfterAll {
 }
 
 Describe 'Protect-EnvelopeFile -Format AlibabaSdk / AlibabaSdkStream' {
-    It 'round-trips <_> through Unprotect-EnvelopeFile, recording the key ARN' -ForEach 'AlibabaSdk', 'AlibabaSdkStream' {
+    It 'round-trips <_> through Unprotect-EnvelopeFile, recording the key ARN in the message' -ForEach 'AlibabaSdk', 'AlibabaSdkStream' {
         $source = New-Sample "round-$_.bin"
         $hash = (Get-FileHash -LiteralPath $source).Hash
         $written = Protect-EnvelopeFile -LiteralPath $source -KeyId $Alias -Format $_ -EncryptionContext @{ app = 'billing'; 'ключ' = 'значение' } -PassThru
         $written.Format | Should -Be $_
-        $written.KeyId | Should -Be $Key.Arn
+        $written.KeyId | Should -Be $Key.KeyId
         Remove-Item -LiteralPath $source
         $read = Unprotect-EnvelopeFile -LiteralPath "$source.ekms" -EncryptionContext @{ app = 'billing' } -PassThru
         $read.Format | Should -Be $_
         $read.KeyId | Should -Be $Key.KeyId
         (Get-FileHash -LiteralPath $source).Hash | Should -Be $hash
+        (Get-EnvelopeFileInfo -LiteralPath "$source.ekms").KeyIds | Should -Be $Key.Arn
         Test-EnvelopeFile -LiteralPath "$source.ekms" | Should -BeTrue
     }
 

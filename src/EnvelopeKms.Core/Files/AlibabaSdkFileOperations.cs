@@ -43,7 +43,7 @@ public static class AlibabaSdkFileOperations
         {
             result = await AlibabaSdkEnvelope.DecryptBodyAsync(header, input, output, dataKey, progress, cancellationToken).ConfigureAwait(false);
         }, cancellationToken).ConfigureAwait(false);
-        return new EnvelopeFileResult(source, destination, null, result!.PlaintextLength, outputLength, result.KeyId);
+        return new EnvelopeFileResult(source, destination, null, result!.PlaintextLength, outputLength, result.KeyId, result.UnwrappedFrom);
     }
 
     /// <summary>Authenticates a whole message without writing plaintext anywhere.</summary>

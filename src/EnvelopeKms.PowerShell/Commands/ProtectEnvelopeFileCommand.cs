@@ -24,7 +24,10 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     private bool _removeYesToAll;
     private bool _removeNoToAll;
 
-    /// <summary>KMS keys (key id, alias/... or ARN). The first generates the data key; each other one also wraps it.</summary>
+    /// <summary>
+    /// KMS keys (key id, alias/... or ARN), at most 8. The first generates the data key; each other one also wraps it.
+    /// A key ARN (or alias ARN) of another region is sent to that region's endpoint.
+    /// </summary>
     [Parameter(Mandatory = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(KmsKeyCompleter))]
@@ -70,8 +73,9 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         if (SdkLayout is not null && AlibabaSdk.AlibabaSdkHeader.SerializeContext(_context).Length > AlibabaSdk.AlibabaSdkFormat.MaxContextBytes)
             ThrowTerminatingError(new ErrorRecord(new ArgumentException($"The Encryption SDK formats hold an encryption context of at most {AlibabaSdk.AlibabaSdkFormat.MaxContextBytes} serialized bytes."),
                 "EnvelopeContextInvalid", ErrorCategory.InvalidArgument, EncryptionContext));
-        if (KeyId.Length > EnvelopeFormat.MaxWrappedKeysHardLimit)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"At most {EnvelopeFormat.MaxWrappedKeysHardLimit} KMS keys can wrap one file."),
+        if (KeyId.Length > EnvelopeFormat.DefaultMaxWrappedKeys)
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException(
+                $"At most {EnvelopeFormat.DefaultMaxWrappedKeys} KMS keys can wrap one file (the most a reader accepts by default); {KeyId.Length} were given."),
                 "EnvelopeTooManyKeys", ErrorCategory.InvalidArgument, KeyId));
         foreach (var key in KeyId) ModuleState.Current.RememberKey(key);
         BeginWriting();
@@ -142,13 +146,15 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     }
 
     private DataKeyBatcher Batcher => _batcher ??= new DataKeyBatcher(
-        new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(Client)), BatchKeyIds, _context, DataKeyPerFile ? DataKeyReuseLimits.PerFile : DataKeyReuseLimits.Default);
+        new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(Clients, new KmsDataKeyProviderOptions { Trace = QueueVerbose })),
+        BatchKeyIds, _context, DataKeyPerFile ? DataKeyReuseLimits.PerFile : DataKeyReuseLimits.Default);
 
     private IReadOnlyList<string>? _sdkArns;
 
     /// <summary>
     /// The Encryption SDK records each KMS key by ARN: -KeyId values that are ids or aliases are resolved once, with
-    /// DescribeKey, on the pipeline thread; KMS is then asked by key id, as the SDKs do.
+    /// DescribeKey, on the pipeline thread. KMS is then asked with the ARNs, whose regions pick the endpoints, as the
+    /// SDKs take the region from the ARN.
     /// </summary>
     private IReadOnlyList<string> BatchKeyIds
     {
@@ -166,7 +172,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             if (_sdkArns!.Distinct(StringComparer.Ordinal).Count() != _sdkArns!.Count)
                 ThrowTerminatingError(new ErrorRecord(new ArgumentException($"Two -KeyId values name the same KMS key ({string.Join(", ", _sdkArns!)}); an Encryption SDK message holds one data key per key."),
                     "EnvelopeDuplicateKeyId", ErrorCategory.InvalidArgument, KeyId));
-            return _sdkArns!.Select(arn => KmsKeyArn.KeyIdOf(arn)!).ToList();
+            return _sdkArns!;
         }
     }
 
@@ -193,7 +199,8 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             Operation = "Protect",
             Path = result.Destination,
             Source = result.Source,
-            KeyId = SdkLayout is null ? lease.Key.WrappedKeys[0].KeyId : _sdkArns![0],
+            KeyId = lease.Key.WrappedKeys[0].KeyId,
+            Region = lease.Key.WrappedKeys[0].Region.Length == 0 ? null : lease.Key.WrappedKeys[0].Region,
             Format = SdkLayout is { } sdk ? AlibabaSdkFormats.NameOf(sdk) : Legacy ? "Legacy" : "EKMS",
             Length = result.OutputLength,
             SourceRemoved = removed,

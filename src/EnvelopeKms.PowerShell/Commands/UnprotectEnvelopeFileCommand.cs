@@ -98,6 +98,7 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             Path = result.Destination,
             Source = result.Source,
             KeyId = result.KeyId,
+            Region = RegionOfUnwrap(result.UnwrappedFrom),
             Format = AlibabaSdkFormats.NameOf(format),
             Length = result.OutputLength,
         };
