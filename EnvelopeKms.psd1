@@ -14,6 +14,7 @@
         'Unprotect-EnvelopeFile',
         'Get-EnvelopeFileInfo',
         'Test-EnvelopeFile',
+        'Convert-EnvelopeFile',
         'Protect-KmsSecret',
         'Unprotect-KmsSecret',
         'New-KmsKey',

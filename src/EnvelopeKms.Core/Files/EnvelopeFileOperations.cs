@@ -176,6 +176,16 @@ public static class EnvelopeFileOperations
         return WriteAtomicallyAsync(source, destination, overwrite, write, cancellationToken);
     }
 
+    /// <summary>
+    /// Replaces <paramref name="path"/> with what <paramref name="write"/> produces, through a temp file renamed over
+    /// it on success (Convert-EnvelopeFile in place). The file keeps its permissions; on failure it is untouched.
+    /// </summary>
+    internal static Task<long> ReplaceFileAtomicallyAsync(string path, Func<FileStream, Task> write, CancellationToken cancellationToken)
+    {
+        path = Path.GetFullPath(path);
+        return WriteAtomicallyAsync(path, path, overwrite: true, write, cancellationToken);
+    }
+
     private static async Task<long> WriteAtomicallyAsync(string source, string destination, bool overwrite, Func<FileStream, Task> write, CancellationToken cancellationToken)
     {
         string temp = GetTempPath(destination);

@@ -38,6 +38,10 @@ public enum EnvelopeError
     SdkUnsupportedAlgorithm,
     /// <summary>An Alibaba Cloud Encryption SDK message is larger than the most processed whole in memory.</summary>
     SdkMessageTooLarge,
+    /// <summary>A conversion would need more memory than allowed: the file is larger than the converter's limit.</summary>
+    ConvertTooLarge,
+    /// <summary>A conversion would drop the file's encryption context (the target format has none).</summary>
+    ConvertContextLost,
 }
 
 /// <summary>

@@ -36,6 +36,8 @@ internal static class ErrorMapper
             EnvelopeError.SdkMalformed => ("EnvelopeSdkMalformed", ErrorCategory.InvalidData),
             EnvelopeError.SdkUnsupportedAlgorithm => ("EnvelopeSdkUnsupportedAlgorithm", ErrorCategory.InvalidData),
             EnvelopeError.SdkMessageTooLarge => ("EnvelopeSdkMessageTooLarge", ErrorCategory.LimitsExceeded),
+            EnvelopeError.ConvertTooLarge => ("EnvelopeConvertTooLarge", ErrorCategory.LimitsExceeded),
+            EnvelopeError.ConvertContextLost => ("EnvelopeConvertContextLost", ErrorCategory.InvalidOperation),
             EnvelopeError.ContextMismatch => ("EnvelopeContextMismatch", ErrorCategory.SecurityError),
             EnvelopeError.KeyCommitmentMismatch => ("EnvelopeKeyCommitmentMismatch", ErrorCategory.SecurityError),
             EnvelopeError.HeaderTampered => ("EnvelopeHeaderTampered", ErrorCategory.SecurityError),
