@@ -25,7 +25,7 @@ public sealed class KmsDataKeyProviderOptions
 /// The <see cref="IDataKeyProvider"/> backed by Alibaba Cloud KMS: GenerateDataKey under the first key, Encrypt of
 /// that same data key under each further key; Decrypt of the first allowed entry that KMS will unwrap.
 /// </summary>
-public sealed class KmsDataKeyProvider : IDataKeyProvider
+public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
 {
     private readonly KmsClient _client;
     private readonly KmsDataKeyProviderOptions _options;
@@ -134,6 +134,43 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider
         }).First();
         var summary = string.Join("; ", failures.Select(f => $"'{f.Entry.KeyId}': {(f.Error.InnerException as KmsException)?.Code ?? f.Error.Error.ToString()}"));
         throw new KeyProviderException(worst.Error, $"No wrapped data key could be unwrapped ({summary}). {worst.Message}", worst.InnerException);
+    }
+
+    /// <summary>KMS Encrypt of an existing data key under another key (re-wrapping, Update-EnvelopeFileKey).</summary>
+    public async Task<WrappedDataKey> WrapDataKeyAsync(string keyId, DataKey dataKey, EncryptionContext context, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(keyId);
+        ArgumentNullException.ThrowIfNull(dataKey);
+        ArgumentNullException.ThrowIfNull(context);
+        try
+        {
+            var wrapped = await _client.EncryptAsync(keyId, dataKey.PlaintextMemory, context, cancellationToken).ConfigureAwait(false);
+            return Entry(wrapped.KeyId, wrapped.KeyVersionId, wrapped.CiphertextBlob);
+        }
+        catch (Exception e) when (e is KmsException or CredentialsException)
+        {
+            throw Map(e, $"wrap the data key under '{keyId}'");
+        }
+    }
+
+    /// <summary>An alias resolves with DescribeKey to its key id and ARN; anything else names itself.</summary>
+    public async Task<IReadOnlyList<string>> ResolveKeyReferenceAsync(string keyReference, CancellationToken cancellationToken)
+    {
+        var reference = KmsKeyReference.Parse(keyReference);
+        if (!reference.IsAlias) return [reference.Original];
+        try
+        {
+            var key = await _client.DescribeKeyAsync(reference.Original, cancellationToken).ConfigureAwait(false);
+            return string.IsNullOrEmpty(key.Arn) ? [key.KeyId] : [key.KeyId, key.Arn];
+        }
+        catch (KmsException e) when (KmsErrorClassifier.IsNotFound(e.Code))
+        {
+            return [];
+        }
+        catch (Exception e) when (e is KmsException or CredentialsException)
+        {
+            throw Map(e, $"resolve the alias '{reference.Original}'");
+        }
     }
 
     private KmsClient ClientFor(WrappedDataKey entry)

@@ -237,6 +237,30 @@ public sealed class NodeFormatInteropTests
         Assert.True(manyResult.Header.SlotSize > 1024);
     }
 
+    /// <summary>C# re-wraps (in place, then a v1 file by a full rewrite); Node reads the result and agrees on the keys and generation.</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task CSharpRewraps_NodeDecrypts(byte version)
+    {
+        using var dir = new TempDir();
+        var plaintext = Bytes.Random(20_000, seed: 8);
+        File.WriteAllBytes(dir.File("f.ekms"), await CSharpEncryptAsync(plaintext, 4096, version));
+        var updater = new EnvelopeKms.Files.EnvelopeKeyUpdater(new FixedKeyProvider(), new FixedKeyProvider(), new EnvelopeKms.Files.EnvelopeKeyChange { Add = ["key-dr"] });
+        var result = await updater.UpdateFileAsync(dir.File("f.ekms"));
+        Assert.Equal(version == 1, result.Rewritten);
+
+        var run = RunNode("decrypt", "--key-hex", DataKeyHex, "--in", dir.File("f.ekms"), "--out", dir.File("out.bin"));
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        Assert.Equal(plaintext, File.ReadAllBytes(dir.File("out.bin")));
+        var header = RunNode("header", "--in", dir.File("f.ekms"));
+        using var json = JsonDocument.Parse(header.Stdout);
+        Assert.Equal(version == 1 ? 1 : 2, json.RootElement.GetProperty("generation").GetInt32());
+        Assert.Equal(["acs:kms:cn-hangzhou:1234567890:key/key-interop", "key-dr"],
+            json.RootElement.GetProperty("wrappedKeys").EnumerateArray().Select(k => k.GetProperty("keyId").GetString()));
+        Assert.All(json.RootElement.GetProperty("slots").EnumerateArray(), slot => Assert.Equal(result.Generation, (uint)slot.GetProperty("generation").GetInt32()));
+    }
+
     /// <summary>And the other way: a Node-written file with one flipped body bit is refused by C#.</summary>
     [Fact]
     public async Task NodeFileWithOneFlippedBit_IsRejectedByCSharp()
@@ -298,8 +322,14 @@ public sealed class NodeFormatInteropTests
     }
 
     /// <summary>Unwraps only <see cref="Wrapped"/>, to the known data key, the way a KMS would.</summary>
-    private sealed class FixedKeyProvider : IDataKeyProvider
+    private sealed class FixedKeyProvider : IDataKeyProvider, IDataKeyWrapper
     {
+        public Task<WrappedDataKey> WrapDataKeyAsync(string keyId, DataKey dataKey, EncryptionContext context, CancellationToken cancellationToken) =>
+            Task.FromResult(new WrappedDataKey(WrappedDataKey.AlibabaKmsProvider, keyId, "", "", "bmV3LWJsb2I="));
+
+        public Task<IReadOnlyList<string>> ResolveKeyReferenceAsync(string keyReference, CancellationToken cancellationToken) =>
+            Task.FromResult<IReadOnlyList<string>>([keyReference]);
+
         public Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, CancellationToken cancellationToken) =>
             throw new NotSupportedException("decryption only");
 

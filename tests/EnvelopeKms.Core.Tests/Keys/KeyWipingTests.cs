@@ -40,7 +40,7 @@ public class KeyWipingTests : IDisposable
         }
     }
 
-    private static void AssertAllWiped(ConcurrentQueue<byte[]> tracked, int atLeast = 1)
+    internal static void AssertAllWiped(ConcurrentQueue<byte[]> tracked, int atLeast = 1)
     {
         Assert.True(tracked.Count >= atLeast, $"only {tracked.Count} secret buffers were tracked");
         int i = 0;
