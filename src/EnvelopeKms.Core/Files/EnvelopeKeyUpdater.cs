@@ -86,6 +86,9 @@ public sealed class EnvelopeKeyUpdater
         foreach (var reference in change.Add.Concat(change.Remove).Concat(change.Replace ?? [])) KmsKeyReference.Parse(reference);
     }
 
+    /// <summary>Pairs each file's encryption context must have (checked like a decryption's, before and after authentication).</summary>
+    public EncryptionContext RequiredContext { get; init; } = EncryptionContext.Empty;
+
     /// <summary>Most wrapped keys an updated file may have: the reader limit (8 by default, 16 at most), so that readers with the same limit can still open it.</summary>
     public int MaxWrappedKeys => Math.Clamp(_limits.MaxWrappedKeys, 1, EnvelopeFormat.MaxWrappedKeysHardLimit);
 
@@ -103,7 +106,9 @@ public sealed class EnvelopeKeyUpdater
         }
         await using var file = OpenForUpdate(path);
         var header = await EnvelopeHeader.ReadAsync(file, _limits with { MaxWrappedKeys = EnvelopeFormat.MaxWrappedKeysHardLimit }, cancellationToken).ConfigureAwait(false);
+        Envelope.CheckRequiredContext(header, RequiredContext);
         using var dataKey = await Envelope.UnwrapAsync(header, _unwrapper, cancellationToken).ConfigureAwait(false);
+        Envelope.CheckRequiredContext(header, RequiredContext);
         string? repaired = header.DescribeSlotProblem();
         var oldKeys = header.WrappedKeys;
         var newKeys = await NewKeyListAsync(header, dataKey, cancellationToken).ConfigureAwait(false);

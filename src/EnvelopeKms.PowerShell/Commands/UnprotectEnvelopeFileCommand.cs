@@ -95,6 +95,7 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             KeyId = result.KeyId,
             Format = format == EnvelopeFileFormat.Legacy ? "Legacy" : "EKMS",
             Length = result.OutputLength,
+            SlotProblem = result.Header?.DescribeSlotProblem(),
         };
     }
 

@@ -99,6 +99,7 @@ public abstract class EnvelopeFileWriterCmdlet : EnvelopeFileCmdlet
             var result = (EnvelopeFileResult)completion.Result!;
             ModuleState.Current.RememberKey(result.KeyId);
             WriteVerbose($"{(result.Operation == "Protect" ? "Encrypted" : "Decrypted")} '{result.Source}' to '{result.Path}' with KMS key {result.KeyId}{(result.SourceRemoved ? "; source removed" : "")}.");
+            if (result.SlotProblem is { } slotProblem) WriteWarning($"'{result.Source}': {slotProblem}");
             if (PassThru) WriteObject(result);
             return;
         }
