@@ -108,7 +108,8 @@ Describe 'Secrets never appear in output, transcripts or errors' {
             [IO.File]::WriteAllBytes((Join-Path $Work 'frame-tampered.ekms'), $bytes)
             Invoke-Failing { Unprotect-EnvelopeFile -LiteralPath (Join-Path $Work 'frame-tampered.ekms') -Verbose -Debug }
             $bytes = [IO.File]::ReadAllBytes("$($files[2]).ekms")
-            $at = [Text.Encoding]::ASCII.GetString($bytes).IndexOf('secrets'); $bytes[$at] = [byte][char]'S'
+            $text = [Text.Encoding]::ASCII.GetString($bytes)
+            for ($at = $text.IndexOf('secrets'); $at -ge 0; $at = $text.IndexOf('secrets', $at + 1)) { $bytes[$at] = [byte][char]'S' } # both v2 header slots
             [IO.File]::WriteAllBytes((Join-Path $Work 'context-tampered.ekms'), $bytes) # KMS refuses: the context differs
             Invoke-Failing { Unprotect-EnvelopeFile -LiteralPath (Join-Path $Work 'context-tampered.ekms') -Verbose -Debug }
             Invoke-Failing { Unprotect-EnvelopeFile -LiteralPath "$($files[0]).ekms" -AllowedKeyId 'key-not-allowed' -Force -Verbose -Debug }
