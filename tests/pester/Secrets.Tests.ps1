@@ -101,6 +101,10 @@ Describe 'Secrets never appear in output, transcripts or errors' {
             Get-ChildItem $Work -Filter *.ekms | Get-EnvelopeFileInfo -Verbose -Debug | Format-List * -Force
             Get-ChildItem $Work -Filter *.ekms | Test-EnvelopeFile -Verbose -Debug
             Get-ChildItem $Work -Filter *.ekms | Unprotect-EnvelopeFile -Destination (New-Item -ItemType Directory (Join-Path $Work 'out')).FullName -PassThru -Verbose -Debug | Format-List * -Force
+            # Re-wrapping unwraps and wraps the same data keys (Decrypt, then Encrypt under a second key).
+            $key2 = New-KmsKey -Description 'secrets test, second key'
+            Get-ChildItem $Work -Filter *.ekms | Update-EnvelopeFileKey -AddKeyId $key2.KeyId -PassThru -Verbose -Debug | Format-List * -Force
+            Get-ChildItem $Work -Filter *.ekms | Update-EnvelopeFileKey -KeyId $key2.KeyId -PassThru -Verbose -Debug | ConvertTo-Json -Depth 4
 
             # Failures, some after the data key was unwrapped.
             Invoke-Failing { Unprotect-EnvelopeFile -LiteralPath "$($files[0]).ekms" -EncryptionContext @{ purpose = 'other' } -Force -Verbose -Debug }

@@ -216,6 +216,8 @@ public sealed class EnvelopeKeyUpdater
             await output.WriteAsync(slot, cancellationToken).ConfigureAwait(false);
             original.Position = header.Length;
             await original.CopyToAsync(output, 1 << 20, cancellationToken).ConfigureAwait(false);
+            // Windows cannot rename over a file that is open; elsewhere the lock is kept until the rename is done.
+            if (OperatingSystem.IsWindows()) await original.DisposeAsync().ConfigureAwait(false);
         }, cancellationToken).ConfigureAwait(false);
     }
 

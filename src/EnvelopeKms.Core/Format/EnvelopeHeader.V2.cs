@@ -187,7 +187,7 @@ public sealed partial class EnvelopeHeader
         preamble.CopyTo(bytes, 0);
         slot.CopyTo(bytes, EnvelopeFormat.PreambleSize);
         slot.CopyTo(bytes, EnvelopeFormat.PreambleSize + slotSize);
-        var header = FromBytesV2(bytes, EnvelopeReadLimits.Default);
+        var header = FromBytesV2(bytes, EnvelopeReadLimits.Default with { MaxWrappedKeys = EnvelopeFormat.MaxWrappedKeysHardLimit });
         header._active = header._candidates[0];
         header.ClassifySlots();
         return header;

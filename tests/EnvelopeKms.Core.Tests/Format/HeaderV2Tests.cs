@@ -90,6 +90,16 @@ public class HeaderV2Tests : IDisposable
         Assert.Equal(new byte[] { 1, 2 }, await EnvelopeRoundTripTests.DecryptAsync(v1, _provider));
     }
 
+    [Fact]
+    public async Task SixteenWrappedKeysAreWritten_AndReadOnlyByAReaderConfiguredForThem()
+    {
+        using var key = _provider.NewKey(Enumerable.Range(1, 16).Select(i => $"key-{i}").ToArray());
+        var file = await Encrypt([9], key);
+        Assert.Equal(EnvelopeError.LimitExceeded, (await Rejected(file)).Error);
+        var result = await Decrypt(file, options: new EnvelopeDecryptOptions { Limits = new EnvelopeReadLimits { MaxWrappedKeys = 16 } });
+        Assert.Equal(16, result.Header.WrappedKeys.Count);
+    }
+
     [Theory]
     [InlineData(100, 1024)]
     [InlineData(512, 1024)]
