@@ -365,8 +365,11 @@ public sealed partial class EnvelopeHeader
             {
                 // The same or a newer generation with other bytes, or another commitment: never written by an honest update
                 // next to the active slot (or a newer slot that did not authenticate).
+                bool untried = other.State == EnvelopeSlotState.Unverified && other.Generation > active.Generation;
                 other.State = EnvelopeSlotState.Damaged;
-                other.Error ??= new EnvelopeException(EnvelopeError.HeaderTampered, $"Header slot {other.Index} does not authenticate.");
+                other.Error ??= new EnvelopeException(EnvelopeError.HeaderTampered, untried
+                    ? $"Header slot {other.Index} is newer but none of its wrapped keys could be unwrapped here, so it could not be verified"
+                    : $"Header slot {other.Index} does not authenticate.");
             }
         }
     }

@@ -210,6 +210,23 @@ public sealed class KeyUpdateTests : IDisposable
     }
 
     [Fact]
+    public async Task AfterAnInterruptedRemoval_ACallerAllowedOnlyTheRemovedKey_UsesTheOlderSlot_AndIsToldWhy()
+    {
+        var (path, plaintext) = await NewFile("ir.ekms", keyIds: ["key-1", "key-old"]);
+        var crashing = new EnvelopeKeyUpdater(_kms, _kms, new EnvelopeKeyChange { Remove = ["key-old"] }) { AfterSlotWrite = step => { if (step == 0) throw new IOException("simulated crash"); } };
+        await Assert.ThrowsAsync<IOException>(() => crashing.UpdateFileAsync(path));
+
+        var (back, result) = await DecryptWith(path, "key-old");
+        Assert.Equal(plaintext, back);
+        Assert.Equal(0, result.Header.ActiveSlot!.Index);
+        Assert.Contains("could not be verified", result.SlotProblem);
+        var viaNew = await DecryptWith(path, "key-1");
+        Assert.Equal(1, viaNew.Result.Header.ActiveSlot!.Index);
+        Assert.Equal(["key-1"], viaNew.Result.Header.WrappedKeys.Select(k => k.KeyId));
+        Assert.Equal(EnvelopeSlotState.Stale, viaNew.Result.Header.Slots[0].State);
+    }
+
+    [Fact]
     public async Task ATornFirstWrite_StillDecryptsToTheOldKeyList()
     {
         var (path, plaintext) = await NewFile("t.ekms");
