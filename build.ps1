@@ -100,6 +100,36 @@ function Get-TrxCount {
     }
 }
 
+function Install-TestPrerequisite {
+    # Debian packages the suites need, installed when missing so that CI passes on a clean machine. A suite whose
+    # tool is still missing afterwards fails with this reason (ENVELOPEKMS_PREREQUISITES_NOTE); it never skips.
+    #   python3-pycryptodome: tests/pester/LegacyInterop.Tests.ps1 (the KMS documentation sample's approach).
+    $python = '/usr/bin/python3'
+    $missing = @()
+    if (-not ((Test-Path $python) -and $(& $python -c 'from Cryptodome.Cipher import AES' 2>$null; $LASTEXITCODE -eq 0))) { $missing += 'python3-pycryptodome' }
+    if (-not $missing) { return }
+    $env:ENVELOPEKMS_PREREQUISITES_NOTE = $null
+    $root = (& id -u) -eq '0'
+    if (-not (Get-Command apt-get -ErrorAction SilentlyContinue)) {
+        $env:ENVELOPEKMS_PREREQUISITES_NOTE = "apt-get is not available to install $($missing -join ', ')"
+    }
+    elseif (-not $root -and -not (Get-Command sudo -ErrorAction SilentlyContinue)) {
+        $env:ENVELOPEKMS_PREREQUISITES_NOTE = "installing $($missing -join ', ') needs root (not root, and no sudo)"
+    }
+    else {
+        Write-Host "== apt-get install $($missing -join ' ')" -ForegroundColor Cyan
+        # As root: env ...; otherwise sudo -n env ... (never prompts).
+        $exe = 'env'; $pre = @()
+        if (-not $root) { $exe = 'sudo'; $pre = @('-n', 'env') }
+        $log = & $exe @pre DEBIAN_FRONTEND=noninteractive apt-get update -qq 2>&1
+        if ($LASTEXITCODE -eq 0) { $log = & $exe @pre DEBIAN_FRONTEND=noninteractive apt-get install -y -qq @missing 2>&1 }
+        if ($LASTEXITCODE -ne 0) {
+            $env:ENVELOPEKMS_PREREQUISITES_NOTE = "apt-get install $($missing -join ' ') failed (exit $LASTEXITCODE): $(($log | Select-Object -Last 3) -join ' ')"
+        }
+    }
+    if ($env:ENVELOPEKMS_PREREQUISITES_NOTE) { Write-Warning "$($env:ENVELOPEKMS_PREREQUISITES_NOTE); the suites that need them will fail." }
+}
+
 function Invoke-Test {
     $totals = [ordered]@{ Passed = 0; Failed = 0 }
     $suiteFailures = [System.Collections.Generic.List[string]]::new()
@@ -148,6 +178,7 @@ function Invoke-Test {
     # 3. Pester: the module as users run it, in a fresh pwsh importing the staged module.
     $pesterTests = Join-Path $RepoRoot 'tests/pester'
     if (Get-ChildItem -LiteralPath $pesterTests -Filter '*.Tests.ps1' -ErrorAction SilentlyContinue) {
+        Install-TestPrerequisite
         Write-Host '== pester: tests/pester' -ForegroundColor Cyan
         Invoke-Native dotnet @('restore', (Join-Path $RepoRoot 'tests/tools/TestTools.csproj'), '--nologo', '-v', 'quiet')
         $pester = Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages/pester/5.7.1/tools/Pester.psd1'

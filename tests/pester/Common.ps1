@@ -5,11 +5,14 @@ $script:ModulePath = if ($env:ENVELOPEKMS_MODULE) { $env:ENVELOPEKMS_MODULE } el
 $script:ServerDll = if ($env:ENVELOPEKMS_SERVER) { $env:ENVELOPEKMS_SERVER } else { Join-Path $RepoRoot 'out/server/EnvelopeKms.Server.dll' }
 
 function Start-TestKmsServer {
-    <# Starts the local KMS server on a free loopback port; returns an object with Process, Endpoint, DataDir. #>
-    param([string[]] $ArgumentList = @(), [string] $DataDir)
+    <#
+    Starts the local KMS server on a free loopback port; returns an object with Process, Endpoint, DataDir, Region.
+    -Region is the region the server holds keys in (its ARNs; it refuses ARNs of other regions); default cn-hangzhou.
+    #>
+    param([string[]] $ArgumentList = @(), [string] $DataDir, [string] $Region = 'cn-hangzhou')
     if (-not $DataDir) { $DataDir = Join-Path ([IO.Path]::GetTempPath()) ("ekms-kms-" + [guid]::NewGuid().ToString('N')) }
     $psi = [Diagnostics.ProcessStartInfo]::new('dotnet')
-    foreach ($a in @($script:ServerDll, '--port', '0', '--data-dir', $DataDir, '--exit-on-stdin-close') + $ArgumentList) { $psi.ArgumentList.Add($a) }
+    foreach ($a in @($script:ServerDll, '--port', '0', '--data-dir', $DataDir, '--exit-on-stdin-close', '--region', $Region) + $ArgumentList) { $psi.ArgumentList.Add($a) }
     $psi.RedirectStandardOutput = $true
     $psi.RedirectStandardInput = $true
     $psi.RedirectStandardError = $true
@@ -22,7 +25,7 @@ function Start-TestKmsServer {
     }
     # Keep draining stderr so the server never blocks on a full pipe.
     $null = $process.StandardError.ReadToEndAsync()
-    [pscustomobject]@{ Process = $process; Endpoint = $Matches[1]; DataDir = $DataDir }
+    [pscustomobject]@{ Process = $process; Endpoint = $Matches[1]; DataDir = $DataDir; Region = $Region }
 }
 
 function Stop-TestKmsServer {

@@ -193,3 +193,43 @@ Describe 'Update-EnvelopeFileKey' {
         Assert-Decrypts $e -AllowedKeyId $Dr.KeyId
     }
 }
+
+Describe 'Update-EnvelopeFileKey with a DR key in another region' {
+    BeforeAll {
+        $script:Hangzhou = Start-TestKmsServer -Region cn-hangzhou -ArgumentList '--enable-control'
+        $script:Shanghai = Start-TestKmsServer -Region cn-shanghai -ArgumentList '--enable-control'
+        Connect-Kms -Endpoint $Hangzhou.Endpoint -Region cn-hangzhou -RegionEndpoint @{ 'cn-shanghai' = $Shanghai.Endpoint } -Credential (Get-TestCredential) -MaxAttempts 2
+        $script:HomeKey = New-KmsKey -Description 'hangzhou key'
+        $script:Remote = New-KmsKey -Description 'shanghai DR key' -Endpoint $Shanghai.Endpoint -Region cn-shanghai
+    }
+
+    AfterAll {
+        Connect-Kms -Endpoint $Server.Endpoint -Credential (Get-TestCredential)
+        Stop-TestKmsServer $Hangzhou
+        Stop-TestKmsServer $Shanghai
+    }
+
+    It 'wraps the data key at the DR region''s endpoint, records that region, and the file then decrypts there alone' {
+        $dir = Join-Path $TestDrive 'regions'
+        $null = New-Item -ItemType Directory -Path $dir
+        $plain = Join-Path $dir 'ledger.csv'
+        New-RandomFile -Path $plain -Length 50000
+        $hash = (Get-FileHash -LiteralPath $plain).Hash
+        Protect-EnvelopeFile -LiteralPath $plain -KeyId $HomeKey.KeyId
+        foreach ($s in $Hangzhou, $Shanghai) { $null = Invoke-KmsControl $s 'reset-stats' -Method POST }
+
+        Update-EnvelopeFileKey -LiteralPath "$plain.ekms" -AddKeyId $Remote.Arn
+        (Invoke-KmsControl $Hangzhou 'stats').operations.Decrypt.success | Should -Be 1
+        (Invoke-KmsControl $Shanghai 'stats').operations.Encrypt.success | Should -Be 1
+        $info = Get-EnvelopeFileInfo -LiteralPath "$plain.ekms"
+        $info.WrappedKeys[1].KeyId | Should -Be $Remote.KeyId
+        $info.WrappedKeys[1].Region | Should -Be 'cn-shanghai'
+
+        # Hangzhou's key is disabled: the file decrypts through Shanghai.
+        Disable-KmsKey -KeyId $HomeKey.KeyId
+        $out = Join-Path $dir 'out.csv'
+        $r = Unprotect-EnvelopeFile -LiteralPath "$plain.ekms" -Destination $out -PassThru
+        $r.Region | Should -Be 'cn-shanghai'
+        (Get-FileHash -LiteralPath $out).Hash | Should -Be $hash
+    }
+}

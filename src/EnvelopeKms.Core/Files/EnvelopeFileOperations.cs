@@ -11,8 +11,12 @@ public sealed class DestinationExistsException(string path)
     public string Path { get; } = path;
 }
 
-/// <summary>Result of writing one output file. <see cref="Header"/> is null for the legacy format.</summary>
-public sealed record EnvelopeFileResult(string Source, string Destination, EnvelopeHeader? Header, long PlaintextLength, long OutputLength, string? KeyId);
+/// <summary>
+/// Result of writing one output file. <see cref="Header"/> is null for the legacy format. <see cref="UnwrappedFrom"/>
+/// (decryption only) is the wrapped-key entry that gave the data key.
+/// </summary>
+public sealed record EnvelopeFileResult(string Source, string Destination, EnvelopeHeader? Header, long PlaintextLength, long OutputLength, string? KeyId,
+    WrappedDataKey? UnwrappedFrom = null);
 
 /// <summary>
 /// File-to-file encryption and decryption that never exposes a partial or unauthenticated output: the output is
@@ -56,7 +60,7 @@ public static class EnvelopeFileOperations
         {
             result = await Envelope.DecryptBodyAsync(header, input, output, dataKey, options, progress, cancellationToken).ConfigureAwait(false);
         }, cancellationToken).ConfigureAwait(false);
-        return new EnvelopeFileResult(source, destination, header, result!.PlaintextLength, outputLength, result.KeyId);
+        return new EnvelopeFileResult(source, destination, header, result!.PlaintextLength, outputLength, result.KeyId, result.UnwrappedFrom);
     }
 
     /// <summary>Authenticates a whole file without writing plaintext anywhere.</summary>

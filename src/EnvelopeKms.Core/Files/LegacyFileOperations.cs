@@ -46,7 +46,7 @@ public static class LegacyFileOperations
         {
             long length = await EnvelopeFileOperations.WriteFileAtomicallyAsync(source, destination, overwrite,
                 output => output.WriteAsync(plaintext, cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
-            return new EnvelopeFileResult(source, Path.GetFullPath(destination), null, length, length, dataKey.KeyId);
+            return new EnvelopeFileResult(source, Path.GetFullPath(destination), null, length, length, dataKey.KeyId, dataKey.UnwrappedFrom);
         }
         finally
         {

@@ -62,4 +62,10 @@ public static class EnvelopeFormat
 
     /// <summary>Hard cap on wrapped-key entries a file may carry.</summary>
     public const int MaxWrappedKeysHardLimit = 16;
+
+    /// <summary>
+    /// Wrapped-key entries a reader accepts unless configured otherwise (§3), and so the most KMS keys EnvelopeKms
+    /// wraps one file under: a file it writes is readable by every reader with default limits.
+    /// </summary>
+    public const int DefaultMaxWrappedKeys = 8;
 }

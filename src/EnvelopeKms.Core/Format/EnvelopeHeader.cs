@@ -12,7 +12,7 @@ public sealed record EnvelopeReadLimits
     public static EnvelopeReadLimits Default { get; } = new();
 
     /// <summary>Most wrapped-key entries accepted (1..16).</summary>
-    public int MaxWrappedKeys { get; init; } = 8;
+    public int MaxWrappedKeys { get; init; } = EnvelopeFormat.DefaultMaxWrappedKeys;
 
     /// <summary>Largest frame length accepted (the reader allocates buffers of this size).</summary>
     public int MaxFrameLength { get; init; } = EnvelopeFormat.MaxFrameLength;

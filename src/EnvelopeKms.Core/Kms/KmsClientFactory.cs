@@ -19,6 +19,19 @@ public sealed class KmsConnectionSettings
 
     public bool AllowInsecureHttp { get; init; }
 
+    /// <summary>
+    /// Explicit endpoints of regions (region id → URL or host): for keys given as ARNs of those regions and for
+    /// wrapped keys recorded in them, and for the main endpoint when no <see cref="Endpoint"/> is given and the
+    /// region is one of them. Other regions use <c>kms[-vpc].&lt;region&gt;.aliyuncs.com</c>.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? RegionEndpoints { get; init; }
+
+    /// <summary>CA certificate trusted for the <see cref="RegionEndpoints"/> only (each must then be https).</summary>
+    public string? RegionEndpointCaCertificatePath { get; init; }
+
+    /// <summary>Allow plain http to non-loopback <see cref="RegionEndpoints"/>.</summary>
+    public bool RegionEndpointAllowInsecureHttp { get; init; }
+
     /// <summary>Explicit AccessKey; with it the chain is not consulted.</summary>
     public string? AccessKeyId { get; init; }
 
@@ -71,9 +84,15 @@ public static class KmsClientFactory
         var credentials = settings.Credentials ?? CreateCredentials(settings, credentialOptions);
         var region = AlibabaCloudRegion.Resolve(settings.Region, credentialOptions);
         KmsEndpoint endpoint;
+        bool allowInsecureHttp = settings.AllowInsecureHttp;
         if (settings.Endpoint is not null)
         {
             endpoint = KmsEndpoint.FromUrl(settings.Endpoint, region, settings.CaCertificatePath);
+        }
+        else if (region is not null && settings.CaCertificatePath is null && FindRegionEndpoint(settings, region) is { } mapped)
+        {
+            endpoint = KmsEndpoint.FromUrl(mapped, region, settings.RegionEndpointCaCertificatePath);
+            allowInsecureHttp = settings.RegionEndpointAllowInsecureHttp;
         }
         else
         {
@@ -88,11 +107,46 @@ public static class KmsClientFactory
             Endpoint = endpoint,
             Credentials = credentials,
             SignatureVersion = settings.SignatureVersion,
-            AllowInsecureHttp = settings.AllowInsecureHttp,
+            AllowInsecureHttp = allowInsecureHttp,
             Retry = settings.Retry,
             AttemptTimeout = settings.AttemptTimeout ?? TimeSpan.FromSeconds(30),
         });
     }
+
+    /// <summary>
+    /// The per-region clients of a connection whose main client is <paramref name="home"/> (made by
+    /// <see cref="Create"/> from the same <paramref name="settings"/>): the <see cref="KmsConnectionSettings.RegionEndpoints"/>
+    /// with their CA certificate and http rule, and the VPC choice for the standard endpoints of other regions.
+    /// </summary>
+    public static KmsRegionalClients CreateRegionalClients(KmsConnectionSettings settings, KmsClient home, Action<KmsClient>? clientCreated = null)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(home);
+        var endpoints = new Dictionary<string, KmsEndpoint>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (region, url) in settings.RegionEndpoints ?? new Dictionary<string, string>())
+        {
+            if (!KmsEndpoint.IsValidRegionId(region))
+                throw new KmsConfigurationException($"'{region}' is not a region id such as cn-shanghai; region endpoints are keyed by region id.");
+            try
+            {
+                endpoints.Add(region, KmsEndpoint.FromUrl(url, region, settings.RegionEndpointCaCertificatePath));
+            }
+            catch (ArgumentException e)
+            {
+                throw new KmsConfigurationException($"The endpoint of the region '{region}' is not usable: {e.Message}", e);
+            }
+        }
+        return new KmsRegionalClients(home, new KmsRegionalClientsOptions
+        {
+            RegionEndpoints = endpoints,
+            AllowInsecureHttp = settings.RegionEndpointAllowInsecureHttp,
+            UseVpcEndpoint = settings.UseVpcEndpoint,
+            ClientCreated = clientCreated,
+        });
+    }
+
+    private static string? FindRegionEndpoint(KmsConnectionSettings settings, string region)
+        => settings.RegionEndpoints?.FirstOrDefault(p => string.Equals(p.Key, region, StringComparison.OrdinalIgnoreCase)).Value;
 
     private static ICredentialsProvider CreateCredentials(KmsConnectionSettings settings, CredentialResolutionOptions options)
     {

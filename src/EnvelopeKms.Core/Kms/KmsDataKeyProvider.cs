@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using EnvelopeKms.Credentials;
 using EnvelopeKms.Keys;
 
@@ -7,35 +8,45 @@ public sealed class KmsDataKeyProviderOptions
 {
     /// <summary>
     /// When set, only entries wrapped under these keys (ids, ARNs or aliases) are sent to KMS, and a data key that
-    /// KMS unwrapped with any other key is rejected. Aliases are resolved once with DescribeKey.
+    /// KMS unwrapped with any other key is rejected. Aliases are resolved once with DescribeKey (an alias ARN in the
+    /// region its ARN names).
     /// </summary>
     public IReadOnlyList<string>? AllowedKeyIds { get; init; }
 
-    /// <summary>The region written into new entries; defaults to the endpoint's region.</summary>
+    /// <summary>The region written into entries wrapped by the home client; defaults to the home endpoint's region.</summary>
     public string? Region { get; init; }
 
     /// <summary>
-    /// For decryption: the client to use for an entry recorded in another region than the main client's (files
-    /// wrapped under keys of several regions). Returning null, or leaving this unset, uses the main client.
+    /// Progress lines (which entry was tried where, and the outcome), for verbose output. Called on the worker
+    /// thread; never given key material or secrets.
     /// </summary>
-    public Func<string, KmsClient?>? ClientForRegion { get; init; }
+    public Action<string>? Trace { get; init; }
 }
 
 /// <summary>
 /// The <see cref="IDataKeyProvider"/> backed by Alibaba Cloud KMS: GenerateDataKey under the first key, Encrypt of
-/// that same data key under each further key; Decrypt of the first allowed entry that KMS will unwrap.
+/// that same data key under each further key; Decrypt of the first allowed entry that KMS will unwrap. With a
+/// <see cref="KmsRegionalClients"/>, a key given as an ARN of another region is wrapped there, each entry records
+/// the region that wrapped it, and an entry is unwrapped by its region's endpoint; an entry whose region cannot be
+/// reached is skipped and the next one tried.
 /// </summary>
 public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
 {
-    private readonly KmsClient _client;
+    private readonly KmsRegionalClients _clients;
     private readonly KmsDataKeyProviderOptions _options;
     private readonly List<KmsKeyReference>? _allowed;
     private readonly SemaphoreSlim _aliasLock = new(1, 1);
+    private readonly ConcurrentDictionary<string, byte> _unreachable = new(StringComparer.OrdinalIgnoreCase);
     private List<KmsKeyReference>? _resolvedAllowed;
 
+    /// <summary>Every call goes to <paramref name="client"/>, whatever region a key or entry names.</summary>
     public KmsDataKeyProvider(KmsClient client, KmsDataKeyProviderOptions? options = null)
+        : this(KmsRegionalClients.Single(client ?? throw new ArgumentNullException(nameof(client))), options) { }
+
+    /// <summary>Calls go to the client of the region each key or entry names (see <see cref="KmsRegionalClients"/>).</summary>
+    public KmsDataKeyProvider(KmsRegionalClients clients, KmsDataKeyProviderOptions? options = null)
     {
-        _client = client ?? throw new ArgumentNullException(nameof(client));
+        _clients = clients ?? throw new ArgumentNullException(nameof(clients));
         _options = options ?? new KmsDataKeyProviderOptions();
         _allowed = _options.AllowedKeyIds?.Select(KmsKeyReference.Parse).ToList();
     }
@@ -44,14 +55,16 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
     {
         if (keyIds is null || keyIds.Count == 0) throw new ArgumentException("At least one KMS key is needed.", nameof(keyIds));
         ArgumentNullException.ThrowIfNull(context);
+        // Every key's endpoint is settled before the first call: a key no endpoint is known for fails up front.
+        var clients = keyIds.Select(k => _clients.ForRegion(KmsRegionalClients.RegionOfKey(k))).ToList();
         GenerateDataKeyResult generated;
         try
         {
-            generated = await _client.GenerateDataKeyAsync(keyIds[0], DataKey.KeyLength, keySpec: null, context, cancellationToken).ConfigureAwait(false);
+            generated = await clients[0].GenerateDataKeyAsync(keyIds[0], DataKey.KeyLength, keySpec: null, context, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is KmsException or CredentialsException)
         {
-            throw Map(e, $"generate a data key under '{keyIds[0]}'");
+            throw Map(e, $"generate a data key under '{keyIds[0]}' ({clients[0].Endpoint})");
         }
         using (generated)
         {
@@ -60,17 +73,19 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
                 throw new KeyProviderException(KeyProviderError.InvalidDataKey,
                     $"KMS returned a {generated.Plaintext.Length}-byte data key for '{keyIds[0]}'; {DataKey.KeyLength} bytes were requested.");
             }
-            var entries = new List<WrappedDataKey> { Entry(generated.KeyId, generated.KeyVersionId, generated.CiphertextBlob) };
-            foreach (var keyId in keyIds.Skip(1))
+            var entries = new List<WrappedDataKey> { Entry(clients[0], keyIds[0], generated.KeyId, generated.KeyVersionId, generated.CiphertextBlob) };
+            _options.Trace?.Invoke($"Data key generated under '{generated.KeyId}' ({RegionText(entries[0].Region)}, {clients[0].Endpoint}).");
+            for (int i = 1; i < keyIds.Count; i++)
             {
                 try
                 {
-                    var wrapped = await _client.EncryptAsync(keyId, generated.Plaintext.Memory, context, cancellationToken).ConfigureAwait(false);
-                    entries.Add(Entry(wrapped.KeyId, wrapped.KeyVersionId, wrapped.CiphertextBlob));
+                    var wrapped = await clients[i].EncryptAsync(keyIds[i], generated.Plaintext.Memory, context, cancellationToken).ConfigureAwait(false);
+                    entries.Add(Entry(clients[i], keyIds[i], wrapped.KeyId, wrapped.KeyVersionId, wrapped.CiphertextBlob));
+                    _options.Trace?.Invoke($"Data key also wrapped under '{wrapped.KeyId}' ({RegionText(entries[^1].Region)}, {clients[i].Endpoint}).");
                 }
                 catch (Exception e) when (e is KmsException or CredentialsException)
                 {
-                    throw Map(e, $"wrap the data key under the additional key '{keyId}'");
+                    throw Map(e, $"wrap the data key under the additional key '{keyIds[i]}' ({clients[i].Endpoint})");
                 }
             }
             return new DataKey(generated.Plaintext.Span, entries, generated.KeyId);
@@ -81,26 +96,52 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
     {
         ArgumentNullException.ThrowIfNull(entries);
         ArgumentNullException.ThrowIfNull(context);
-        var failures = new List<(WrappedDataKey Entry, KeyProviderException Error)>();
-        int skipped = 0;
-        foreach (var entry in entries)
+        if (entries.Count == 0) throw new KeyProviderException(KeyProviderError.NoMatchingKey, "The file has no wrapped data key.");
+        var outcomes = new string?[entries.Count];
+        var failures = new List<KeyProviderException>();
+        foreach (int index in TryOrder(entries))
         {
-            if (entry.ProviderId != WrappedDataKey.AlibabaKmsProvider || !await IsAllowedAsync(entry.KeyId, cancellationToken).ConfigureAwait(false))
+            var entry = entries[index];
+            string name = $"entry {index + 1} of {entries.Count} ('{Display(entry.KeyId)}', {RegionText(entry.Region)})";
+            if (entry.ProviderId != WrappedDataKey.AlibabaKmsProvider)
             {
-                skipped++; // not ours, or not allowed: no KMS call at all
+                outcomes[index] = $"skipped: another key provider ('{entry.ProviderId}')";
+                _options.Trace?.Invoke($"Unwrap {name}: {outcomes[index]}.");
                 continue;
             }
+            if (!await IsAllowedAsync(entry.KeyId, cancellationToken).ConfigureAwait(false))
+            {
+                outcomes[index] = "skipped: not an allowed key";
+                _options.Trace?.Invoke($"Unwrap {name}: {outcomes[index]}.");
+                continue;
+            }
+            KmsClient client;
+            try
+            {
+                client = _clients.ForRegion(entry.Region);
+            }
+            catch (KmsConfigurationException e)
+            {
+                outcomes[index] = $"skipped: {e.Message}";
+                failures.Add(new KeyProviderException(KeyProviderError.Unavailable, e.Message, e));
+                _options.Trace?.Invoke($"Unwrap {name}: {outcomes[index]}");
+                continue;
+            }
+            _options.Trace?.Invoke($"Unwrap {name}: Decrypt at {client.Endpoint}.");
             DecryptResult decrypted;
             try
             {
-                decrypted = await ClientFor(entry).DecryptAsync(entry.CiphertextBlob, context, cancellationToken).ConfigureAwait(false);
+                decrypted = await client.DecryptAsync(entry.CiphertextBlob, context, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is KmsException or CredentialsException)
             {
-                var mapped = Map(e, $"unwrap the data key of '{entry.KeyId}'");
+                var mapped = Map(e, $"unwrap the data key of '{entry.KeyId}' at {client.Endpoint}");
                 // Bad credentials fail the same way for every entry; stop instead of repeating the call.
                 if (mapped.Error == KeyProviderError.Authentication) throw mapped;
-                failures.Add((entry, mapped));
+                if (mapped.Error == KeyProviderError.Unavailable) _unreachable.TryAdd(client.Endpoint.ToString(), 0);
+                outcomes[index] = $"{Describe(mapped)} at {client.Endpoint}";
+                failures.Add(mapped);
+                _options.Trace?.Invoke($"Unwrap {name}: failed ({outcomes[index]}); trying the next entry.");
                 continue;
             }
             using (decrypted)
@@ -115,52 +156,59 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
                     throw new KeyProviderException(KeyProviderError.InvalidDataKey,
                         $"KMS unwrapped a {decrypted.Plaintext.Length}-byte data key from the entry for '{entry.KeyId}'; the format needs {DataKey.KeyLength} bytes.");
                 }
+                _unreachable.TryRemove(client.Endpoint.ToString(), out _);
+                _options.Trace?.Invoke($"Unwrap {name}: unwrapped by '{decrypted.KeyId}' at {client.Endpoint}.");
                 return new DataKey(decrypted.Plaintext.Span, entries, decrypted.KeyId) { UnwrappedFrom = entry };
             }
         }
 
+        var summary = string.Join("; ", entries.Select((e, i) => $"entry {i + 1} '{Display(e.KeyId)}' ({RegionText(e.Region)}): {outcomes[i]}"));
         if (failures.Count == 0)
         {
-            throw new KeyProviderException(KeyProviderError.NoMatchingKey, skipped == 0
-                ? "The file has no wrapped data key."
-                : $"None of the {entries.Count} wrapped data keys is for an allowed Alibaba Cloud KMS key.");
+            throw new KeyProviderException(KeyProviderError.NoMatchingKey,
+                $"None of the {entries.Count} wrapped data keys is for an allowed Alibaba Cloud KMS key ({summary}).");
         }
         // Report the most actionable failure: a refusal (state, permission, context) over an outage over not-found.
-        var worst = failures.Select(f => f.Error).OrderBy(e => e.Error switch
+        var worst = failures.OrderBy(e => e.Error switch
         {
             KeyProviderError.Refused => 0,
             KeyProviderError.Unavailable => 1,
             _ => 2,
         }).First();
-        var summary = string.Join("; ", failures.Select(f => $"'{f.Entry.KeyId}': {(f.Error.InnerException as KmsException)?.Code ?? f.Error.Error.ToString()}"));
         throw new KeyProviderException(worst.Error, $"No wrapped data key could be unwrapped ({summary}). {worst.Message}", worst.InnerException);
     }
 
-    /// <summary>KMS Encrypt of an existing data key under another key (re-wrapping, Update-EnvelopeFileKey).</summary>
+    /// <summary>
+    /// KMS Encrypt of an existing data key under another key (re-wrapping, Update-EnvelopeFileKey), at the endpoint
+    /// of the key's region (a key ARN of another region is wrapped there, as in <see cref="GenerateDataKeyAsync"/>).
+    /// </summary>
     public async Task<WrappedDataKey> WrapDataKeyAsync(string keyId, DataKey dataKey, EncryptionContext context, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(keyId);
         ArgumentNullException.ThrowIfNull(dataKey);
         ArgumentNullException.ThrowIfNull(context);
+        var client = _clients.ForRegion(KmsRegionalClients.RegionOfKey(keyId));
         try
         {
-            var wrapped = await _client.EncryptAsync(keyId, dataKey.PlaintextMemory, context, cancellationToken).ConfigureAwait(false);
-            return Entry(wrapped.KeyId, wrapped.KeyVersionId, wrapped.CiphertextBlob);
+            var wrapped = await client.EncryptAsync(keyId, dataKey.PlaintextMemory, context, cancellationToken).ConfigureAwait(false);
+            var entry = Entry(client, keyId, wrapped.KeyId, wrapped.KeyVersionId, wrapped.CiphertextBlob);
+            _options.Trace?.Invoke($"Data key wrapped under '{wrapped.KeyId}' ({RegionText(entry.Region)}, {client.Endpoint}).");
+            return entry;
         }
         catch (Exception e) when (e is KmsException or CredentialsException)
         {
-            throw Map(e, $"wrap the data key under '{keyId}'");
+            throw Map(e, $"wrap the data key under '{keyId}' ({client.Endpoint})");
         }
     }
 
-    /// <summary>An alias resolves with DescribeKey to its key id and ARN; anything else names itself.</summary>
+    /// <summary>An alias resolves with DescribeKey (at its region's endpoint) to its key id and ARN; anything else names itself.</summary>
     public async Task<IReadOnlyList<string>> ResolveKeyReferenceAsync(string keyReference, CancellationToken cancellationToken)
     {
         var reference = KmsKeyReference.Parse(keyReference);
         if (!reference.IsAlias) return [reference.Original];
         try
         {
-            var key = await _client.DescribeKeyAsync(reference.Original, cancellationToken).ConfigureAwait(false);
+            var key = await _clients.ForRegion(reference.Region).DescribeKeyAsync(reference.Original, cancellationToken).ConfigureAwait(false);
             return string.IsNullOrEmpty(key.Arn) ? [key.KeyId] : [key.KeyId, key.Arn];
         }
         catch (KmsException e) when (KmsErrorClassifier.IsNotFound(e.Code))
@@ -173,24 +221,39 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
         }
     }
 
-    private KmsClient ClientFor(WrappedDataKey entry)
+    /// <summary>
+    /// Header order, except that entries whose endpoint failed as unreachable earlier (and has not answered since)
+    /// go last: a batch does not wait out the retries of a dead region for every file when another region works.
+    /// </summary>
+    private IEnumerable<int> TryOrder(IReadOnlyList<WrappedDataKey> entries)
     {
-        var home = _options.Region ?? _client.Endpoint.RegionId;
-        if (_options.ClientForRegion is null || entry.Region.Length == 0 || string.Equals(entry.Region, home, StringComparison.OrdinalIgnoreCase))
-            return _client;
-        return _options.ClientForRegion(entry.Region) ?? _client;
+        if (_unreachable.IsEmpty) return Enumerable.Range(0, entries.Count);
+        bool Unreachable(int i)
+        {
+            try { return _unreachable.ContainsKey(_clients.EndpointFor(entries[i].Region).ToString()); }
+            catch (KmsConfigurationException) { return false; }
+        }
+        return Enumerable.Range(0, entries.Count).OrderBy(i => Unreachable(i) ? 1 : 0).ToList();
     }
 
-    private WrappedDataKey Entry(string keyId, string keyVersionId, string ciphertextBlob)
+    private static string Describe(KeyProviderException e)
+        => e.InnerException is KmsException k ? $"{e.Error}: {k.Code}" : e.Error.ToString();
+
+    private static string RegionText(string region) => region.Length == 0 ? "region not recorded" : $"region {region}";
+
+    /// <summary>Key ids from a file are untrusted: shown cut short, never more than 200 characters.</summary>
+    private static string Display(string keyId) => keyId.Length <= 200 ? keyId : keyId[..200] + "…";
+
+    /// <summary>
+    /// The entry for a key wrapped by <paramref name="client"/>: the region recorded is the region of the endpoint
+    /// that wrapped it (for the home client: the configured region, else its endpoint's, else the one in the ARN).
+    /// </summary>
+    private WrappedDataKey Entry(KmsClient client, string requestedKeyId, string keyId, string keyVersionId, string ciphertextBlob)
     {
-        var region = _options.Region ?? _client.Endpoint.RegionId ?? TryRegionOf(keyId) ?? "";
+        string region = ReferenceEquals(client, _clients.Home)
+            ? _options.Region ?? client.Endpoint.RegionId ?? KmsRegionalClients.RegionOfKey(keyId) ?? KmsRegionalClients.RegionOfKey(requestedKeyId) ?? ""
+            : KmsRegionalClients.RegionOfKey(requestedKeyId)!;
         return new WrappedDataKey(WrappedDataKey.AlibabaKmsProvider, keyId, keyVersionId, region, ciphertextBlob);
-    }
-
-    private static string? TryRegionOf(string keyId)
-    {
-        try { return KmsKeyReference.Parse(keyId).Region; }
-        catch (ArgumentException) { return null; }
     }
 
     private async Task<bool> IsAllowedAsync(string keyId, CancellationToken cancellationToken)
@@ -221,12 +284,16 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
                 if (!reference.IsAlias) continue;
                 try
                 {
-                    var key = await _client.DescribeKeyAsync(reference.Original, cancellationToken).ConfigureAwait(false);
+                    var key = await _clients.ForRegion(reference.Region).DescribeKeyAsync(reference.Original, cancellationToken).ConfigureAwait(false);
                     resolved.Add(KmsKeyReference.Parse(key.KeyId));
                     if (!string.IsNullOrEmpty(key.Arn)) resolved.Add(KmsKeyReference.Parse(key.Arn));
                 }
                 catch (KmsException e) when (KmsErrorClassifier.IsNotFound(e.Code))
                 {
+                }
+                catch (KmsConfigurationException)
+                {
+                    // An alias ARN of a region no endpoint is known for: it allows nothing that can be reached anyway.
                 }
                 catch (Exception e) when (e is KmsException or CredentialsException)
                 {

@@ -79,6 +79,9 @@ public sealed partial class KmsEndpoint
         return IPAddress.TryParse(host, out var address) && IPAddress.IsLoopback(address);
     }
 
+    /// <summary>True for a region id of the standard form (lower-case letters and digits in dash-separated parts).</summary>
+    public static bool IsValidRegionId(string? regionId) => !string.IsNullOrEmpty(regionId) && RegionIdPattern().IsMatch(regionId);
+
     private static void ValidateRegionId(string regionId)
     {
         if (string.IsNullOrEmpty(regionId) || !RegionIdPattern().IsMatch(regionId))

@@ -1,3 +1,4 @@
+using System.Collections;
 using System.Management.Automation;
 using EnvelopeKms.Kms;
 using EnvelopeKms.PowerShell.Infrastructure;
@@ -13,6 +14,8 @@ public sealed class KmsConnectionInfo
     public string? AccessKeyId { get; init; }
     public string? CaCertificatePath { get; init; }
     public bool AllowInsecureHttp { get; init; }
+    /// <summary>Region id → endpoint, as given to -RegionEndpoint (empty when none).</summary>
+    public System.Collections.Specialized.OrderedDictionary RegionEndpoint { get; init; } = new();
     public int? MaxAttempts { get; init; }
 
     internal static KmsConnectionInfo From(KmsConnectionDefaults d) => new()
@@ -23,8 +26,16 @@ public sealed class KmsConnectionInfo
         AccessKeyId = d.Credential?.UserName,
         CaCertificatePath = d.CaCertificatePath,
         AllowInsecureHttp = d.AllowInsecureHttp,
+        RegionEndpoint = ToOrdered(d.RegionEndpoints),
         MaxAttempts = d.MaxAttempts,
     };
+
+    private static System.Collections.Specialized.OrderedDictionary ToOrdered(IReadOnlyDictionary<string, string>? map)
+    {
+        var result = new System.Collections.Specialized.OrderedDictionary(StringComparer.OrdinalIgnoreCase);
+        foreach (var (region, url) in (map ?? new Dictionary<string, string>()).OrderBy(p => p.Key, StringComparer.Ordinal)) result.Add(region, url);
+        return result;
+    }
 }
 
 /// <summary>
@@ -51,12 +62,21 @@ public sealed class ConnectKmsCommand : EnvelopeCmdlet
     [Credential]
     public PSCredential? Credential { get; set; }
 
-    /// <summary>A CA certificate (PEM) trusted for -Endpoint only, for a KMS instance with a private CA.</summary>
+    /// <summary>
+    /// Endpoints of regions, as a hashtable of region id → URL, e.g. @{ 'cn-shanghai' = 'https://kms-vpc.cn-shanghai.aliyuncs.com' }:
+    /// where keys given as ARNs of those regions, and wrapped keys recorded in them, are sent (VPC endpoints, KMS
+    /// instances, local servers). Other regions use https://kms.&lt;region&gt;.aliyuncs.com.
+    /// </summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public Hashtable? RegionEndpoint { get; set; }
+
+    /// <summary>A CA certificate (PEM) trusted for -Endpoint and the -RegionEndpoint endpoints only, for a KMS instance with a private CA.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? CaCertificatePath { get; set; }
 
-    /// <summary>Allow plain http:// to a host that is not loopback. Off by default: credentials and keys would cross the network in clear.</summary>
+    /// <summary>Allow plain http:// to a host that is not loopback, for -Endpoint and -RegionEndpoint. Off by default: credentials and keys would cross the network in clear.</summary>
     [Parameter]
     public SwitchParameter AllowInsecureHttp { get; set; }
 
@@ -75,12 +95,11 @@ public sealed class ConnectKmsCommand : EnvelopeCmdlet
     protected override void EndProcessing()
     {
         string? ca = CaCertificatePath is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(CaCertificatePath);
-        if (ca is not null && Endpoint is null)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-CaCertificatePath applies to an explicit -Endpoint (a KMS instance); give -Endpoint too."),
-                "KmsConfigurationInvalid", ErrorCategory.InvalidArgument, CaCertificatePath));
-        if (AllowInsecureHttp && Endpoint is null)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-AllowInsecureHttp applies to an explicit http:// -Endpoint; give -Endpoint too."),
-                "KmsConfigurationInvalid", ErrorCategory.InvalidArgument, null));
+        bool explicitEndpoint = Endpoint is not null || RegionEndpoint is not null;
+        if (ca is not null && !explicitEndpoint)
+            Fail(new ArgumentException("-CaCertificatePath applies to an explicit -Endpoint or -RegionEndpoint (a KMS instance); give one of them too."), CaCertificatePath);
+        if (AllowInsecureHttp && !explicitEndpoint)
+            Fail(new ArgumentException("-AllowInsecureHttp applies to an explicit http:// -Endpoint or -RegionEndpoint; give one of them too."), null);
         if (ca is not null && !File.Exists(ca))
             ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"Cannot find the CA certificate '{ca}'.", ca), "KmsCaCertificateNotFound", ErrorCategory.ObjectNotFound, ca));
         if (Endpoint is not null)
@@ -91,9 +110,10 @@ public sealed class ConnectKmsCommand : EnvelopeCmdlet
             }
             catch (Exception e) when (e is KmsConfigurationException or ArgumentException or UriFormatException)
             {
-                ThrowTerminatingError(new ErrorRecord(e, "KmsConfigurationInvalid", ErrorCategory.InvalidArgument, Endpoint));
+                Fail(e, Endpoint);
             }
         }
+        var regionEndpoints = RegionEndpoint is null ? null : ReadRegionEndpoints(RegionEndpoint, ca);
         var defaults = new KmsConnectionDefaults
         {
             Region = Region,
@@ -102,12 +122,51 @@ public sealed class ConnectKmsCommand : EnvelopeCmdlet
             Credential = Credential,
             CaCertificatePath = ca,
             AllowInsecureHttp = AllowInsecureHttp,
+            RegionEndpoints = regionEndpoints,
             MaxAttempts = MyInvocation.BoundParameters.ContainsKey(nameof(MaxAttempts)) ? MaxAttempts : null,
         };
         ModuleState.Current.Connection = defaults;
         WriteVerbose($"KMS defaults set: endpoint {Endpoint ?? "(by region)"}, region {Region ?? "(from environment or profile)"}.");
+        foreach (var (region, url) in regionEndpoints ?? new Dictionary<string, string>())
+            WriteVerbose($"KMS endpoint for region {region}: {url}.");
         if (PassThru) WriteObject(KmsConnectionInfo.From(defaults));
     }
+
+    /// <summary>
+    /// Checks -RegionEndpoint as -Endpoint is checked (URL form, CA certificate only with https, plain http only to
+    /// loopback unless -AllowInsecureHttp), with region ids as keys.
+    /// </summary>
+    private Dictionary<string, string> ReadRegionEndpoints(Hashtable table, string? ca)
+    {
+        var result = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (DictionaryEntry entry in table)
+        {
+            string region = entry.Key as string ?? LanguagePrimitives.ConvertTo<string>(entry.Key);
+            if (!KmsEndpoint.IsValidRegionId(region))
+                Fail(new ArgumentException($"-RegionEndpoint: '{region}' is not a region id such as cn-shanghai (lower-case letters and digits, separated by '-')."), table);
+            if (entry.Value is not string url || string.IsNullOrWhiteSpace(url))
+            {
+                Fail(new ArgumentException($"-RegionEndpoint: the endpoint of '{region}' must be a URL string such as 'https://kms-vpc.{region}.aliyuncs.com'."), table);
+                continue; // not reached
+            }
+            if (Endpoint is not null && Region is not null && string.Equals(region, Region, StringComparison.OrdinalIgnoreCase))
+                Fail(new ArgumentException($"-RegionEndpoint names the region '{region}', whose endpoint -Endpoint already gives; give it once."), table);
+            try
+            {
+                KmsEndpoint.FromUrl(url, region, ca).EnsureTransportAllowed(AllowInsecureHttp);
+            }
+            catch (Exception e) when (e is KmsConfigurationException or ArgumentException or UriFormatException)
+            {
+                Fail(new ArgumentException($"-RegionEndpoint: the endpoint of '{region}' is not usable: {e.Message}", e), table);
+            }
+            if (!result.TryAdd(region, url.Trim()))
+                Fail(new ArgumentException($"-RegionEndpoint names the region '{region}' more than once."), table);
+        }
+        return result;
+    }
+
+    private void Fail(Exception e, object? target)
+        => ThrowTerminatingError(new ErrorRecord(e, "KmsConfigurationInvalid", ErrorCategory.InvalidArgument, target));
 }
 
 /// <summary>Clears the defaults Connect-Kms set.</summary>

@@ -24,7 +24,10 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     private bool _removeYesToAll;
     private bool _removeNoToAll;
 
-    /// <summary>KMS keys (key id, alias/... or ARN). The first generates the data key; each other one also wraps it.</summary>
+    /// <summary>
+    /// KMS keys (key id, alias/... or ARN), at most 8. The first generates the data key; each other one also wraps it.
+    /// A key ARN (or alias ARN) of another region is sent to that region's endpoint.
+    /// </summary>
     [Parameter(Mandatory = true)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(KmsKeyCompleter))]
@@ -61,8 +64,9 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         if (Legacy && KeyId.Length > 1)
             ThrowTerminatingError(new ErrorRecord(new ArgumentException("The legacy format holds one wrapped key; give one -KeyId."),
                 "EnvelopeLegacyOneKey", ErrorCategory.InvalidArgument, KeyId));
-        if (KeyId.Length > EnvelopeFormat.MaxWrappedKeysHardLimit)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"At most {EnvelopeFormat.MaxWrappedKeysHardLimit} KMS keys can wrap one file."),
+        if (KeyId.Length > EnvelopeFormat.DefaultMaxWrappedKeys)
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException(
+                $"At most {EnvelopeFormat.DefaultMaxWrappedKeys} KMS keys can wrap one file (the most a reader accepts by default); {KeyId.Length} were given."),
                 "EnvelopeTooManyKeys", ErrorCategory.InvalidArgument, KeyId));
         foreach (var key in KeyId) ModuleState.Current.RememberKey(key);
         BeginWriting();
@@ -133,7 +137,8 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     }
 
     private DataKeyBatcher Batcher => _batcher ??= new DataKeyBatcher(
-        new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(Client)), KeyId, _context, DataKeyPerFile ? DataKeyReuseLimits.PerFile : DataKeyReuseLimits.Default);
+        new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(Clients, new KmsDataKeyProviderOptions { Trace = QueueVerbose })),
+        KeyId, _context, DataKeyPerFile ? DataKeyReuseLimits.PerFile : DataKeyReuseLimits.Default);
 
     private async Task<object?> ProtectAsync(FileWorkQueue.WorkItem item, string destination, bool removeSource, CancellationToken cancellationToken)
     {
@@ -156,6 +161,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             Path = result.Destination,
             Source = result.Source,
             KeyId = lease.Key.WrappedKeys[0].KeyId,
+            Region = lease.Key.WrappedKeys[0].Region.Length == 0 ? null : lease.Key.WrappedKeys[0].Region,
             Format = Legacy ? "Legacy" : "EKMS",
             Length = result.OutputLength,
             SourceRemoved = removed,

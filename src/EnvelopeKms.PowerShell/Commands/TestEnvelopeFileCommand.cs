@@ -44,25 +44,35 @@ public sealed class TestEnvelopeFileCommand : EnvelopeFileCmdlet
             try
             {
                 _slotProblem = null;
-                string? keyId = Run(ct => VerifyAsync(file, ct));
-                WriteVerbose($"'{file}' authenticates (KMS key {keyId}).");
+                var (keyId, entry) = RunAndTrace(ct => VerifyAsync(file, ct));
+                string? region = RegionOfUnwrap(entry);
+                WriteVerbose($"'{file}' authenticates (KMS key {keyId}{(region is null ? "" : $", region {region}")}).");
                 if (_slotProblem is not null) WriteWarning($"'{file}': {_slotProblem}");
                 WriteObject(true);
             }
             catch (Exception e) when (e is EnvelopeException or KeyProviderException { Error: KeyProviderError.NoMatchingKey or KeyProviderError.Refused or KeyProviderError.InvalidDataKey })
             {
+                WriteQueuedVerbose();
                 WriteVerbose($"'{file}' does not authenticate: {e.Message}");
                 WriteObject(false);
             }
             catch (Exception e) when (e is not PipelineStoppedException and not OperationCanceledException)
             {
+                WriteQueuedVerbose();
                 WriteError(ErrorMapper.ToErrorRecord(e, file));
             }
         }
         WriteSkippedDirectorySummary();
     }
 
-    private async Task<string?> VerifyAsync(string file, CancellationToken cancellationToken)
+    private (string? KeyId, WrappedDataKey? Entry) RunAndTrace(Func<CancellationToken, Task<(string?, WrappedDataKey?)>> verify)
+    {
+        var result = Run(verify);
+        WriteQueuedVerbose();
+        return result;
+    }
+
+    private async Task<(string?, WrappedDataKey?)> VerifyAsync(string file, CancellationToken cancellationToken)
     {
         if (await LegacyFileOperations.DetectFormatAsync(file, cancellationToken).ConfigureAwait(false) == EnvelopeFileFormat.Legacy)
         {
@@ -71,11 +81,11 @@ public sealed class TestEnvelopeFileCommand : EnvelopeFileCmdlet
             var legacy = LegacyEnvelope.Parse(await File.ReadAllBytesAsync(file, cancellationToken).ConfigureAwait(false));
             using var key = await _keys!.DecryptDataKeyAsync([legacy.WrappedKey], Keys.EncryptionContext.Empty, cancellationToken).ConfigureAwait(false);
             System.Security.Cryptography.CryptographicOperations.ZeroMemory(legacy.Decrypt(key));
-            return key.KeyId;
+            return (key.KeyId, key.UnwrappedFrom);
         }
         var result = await EnvelopeFileOperations.VerifyFileAsync(file, _keys!, new EnvelopeDecryptOptions { RequiredContext = _required }, null, cancellationToken).ConfigureAwait(false);
         _slotProblem = result.SlotProblem;
-        return result.KeyId;
+        return (result.KeyId, result.UnwrappedFrom);
     }
 
     protected override void Dispose(bool disposing)

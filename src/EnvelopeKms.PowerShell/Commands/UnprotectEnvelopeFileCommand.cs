@@ -93,6 +93,7 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             Path = result.Destination,
             Source = result.Source,
             KeyId = result.KeyId,
+            Region = RegionOfUnwrap(result.UnwrappedFrom),
             Format = format == EnvelopeFileFormat.Legacy ? "Legacy" : "EKMS",
             Length = result.OutputLength,
             SlotProblem = result.Header?.DescribeSlotProblem(),

@@ -125,7 +125,8 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
             if (!ShouldProcess(file, Describe())) continue;
             // Created on the first file that is really processed: -WhatIf makes no KMS client and no call.
             _keys ??= CreateUnwrappingKeyProvider(AllowedKeyId);
-            _updater ??= new EnvelopeKeyUpdater(_keys, new Kms.KmsDataKeyProvider(Client), _change) { RequiredContext = _required };
+            // New entries are wrapped at the endpoint of each key's region (a DR key's ARN names its region).
+            _updater ??= new EnvelopeKeyUpdater(_keys, new Kms.KmsDataKeyProvider(Clients, new Kms.KmsDataKeyProviderOptions { Trace = QueueVerbose }), _change) { RequiredContext = _required };
             var updater = _updater;
             _queue!.Start(new FileWorkQueue.WorkItem(file, 0), async (item, ct) => await updater.UpdateFileAsync(item.Source, ct).ConfigureAwait(false));
         }
@@ -134,6 +135,7 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
     protected override void EndProcessing()
     {
         _queue!.Drain();
+        WriteQueuedVerbose();
         _progress!.Complete();
         FilePathResolver.WriteSkippedDirectorySummary(this, _skippedDirectories);
         WriteRetrySummary();
@@ -151,6 +153,7 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
 
     private void OnCompleted(FileWorkQueue.Completion completion)
     {
+        WriteQueuedVerbose();
         if (completion.Error is null)
         {
             var result = (EnvelopeKeyUpdateResult)completion.Result!;

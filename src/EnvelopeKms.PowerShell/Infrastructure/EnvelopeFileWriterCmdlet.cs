@@ -88,17 +88,20 @@ public abstract class EnvelopeFileWriterCmdlet : EnvelopeFileCmdlet
     protected void EndWriting()
     {
         Queue.Drain();
+        WriteQueuedVerbose();
         _progress!.Complete();
         WriteSkippedDirectorySummary();
     }
 
     private void OnCompleted(FileWorkQueue.Completion completion)
     {
+        WriteQueuedVerbose();
         if (completion.Error is null)
         {
             var result = (EnvelopeFileResult)completion.Result!;
             ModuleState.Current.RememberKey(result.KeyId);
-            WriteVerbose($"{(result.Operation == "Protect" ? "Encrypted" : "Decrypted")} '{result.Source}' to '{result.Path}' with KMS key {result.KeyId}{(result.SourceRemoved ? "; source removed" : "")}.");
+            string region = result.Region is null ? "" : $" (region {result.Region})";
+            WriteVerbose($"{(result.Operation == "Protect" ? "Encrypted" : "Decrypted")} '{result.Source}' to '{result.Path}' with KMS key {result.KeyId}{region}{(result.SourceRemoved ? "; source removed" : "")}.");
             if (result.SlotProblem is { } slotProblem) WriteWarning($"'{result.Source}': {slotProblem}");
             if (PassThru) WriteObject(result);
             return;

@@ -13,7 +13,11 @@ namespace EnvelopeKms.PowerShell.Infrastructure;
 public abstract class KmsCmdlet : EnvelopeCmdlet
 {
     private KmsClient? _client;
+    private KmsConnectionSettings? _settings;
+    private KmsRegionalClients? _regional;
+    private readonly object _regionalLock = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _retries = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _pendingVerbose = new();
 
     /// <summary>Region id, e.g. cn-hangzhou (endpoint https://kms.cn-hangzhou.aliyuncs.com).</summary>
     [Parameter]
@@ -38,13 +42,56 @@ public abstract class KmsCmdlet : EnvelopeCmdlet
     /// <summary>The KMS client for this invocation, created on first use.</summary>
     protected KmsClient Client => _client ??= CreateClient();
 
+    /// <summary>
+    /// The KMS clients of this invocation by region: <see cref="Client"/> for its own region, and for a key ARN or a
+    /// wrapped key of another region that region's endpoint (Connect-Kms -RegionEndpoint, else the public one),
+    /// with the same credentials. Created on first use; call it first on the pipeline thread.
+    /// </summary>
+    protected KmsRegionalClients Clients
+    {
+        get
+        {
+            if (_regional is not null) return _regional;
+            var home = Client;
+            lock (_regionalLock)
+            {
+                if (_regional is not null) return _regional;
+                try
+                {
+                    _regional = KmsClientFactory.CreateRegionalClients(_settings!, home, regional =>
+                    {
+                        regional.Retrying += CountRetry;
+                        QueueVerbose($"KMS endpoint {regional.Endpoint} for region {regional.Endpoint.RegionId}, credentials from {regional.CredentialsSource}.");
+                    });
+                }
+                catch (KmsConfigurationException e)
+                {
+                    ThrowTerminatingError(new ErrorRecord(e, "KmsConfigurationInvalid", ErrorCategory.InvalidArgument, null));
+                }
+                return _regional!;
+            }
+        }
+    }
+
+    private void CountRetry(object? sender, KmsRetryEventArgs e) => _retries.AddOrUpdate($"{e.Operation}: {e.Error.Code}", 1, (_, n) => n + 1);
+
+    /// <summary>A verbose line from a worker thread, written on the pipeline thread by <see cref="WriteQueuedVerbose"/>.</summary>
+    protected void QueueVerbose(string message) => _pendingVerbose.Enqueue(message);
+
+    /// <summary>Writes the verbose lines queued by workers. Pipeline thread only.</summary>
+    protected void WriteQueuedVerbose()
+    {
+        while (_pendingVerbose.TryDequeue(out var message)) WriteVerbose(message);
+    }
+
     private KmsClient CreateClient()
     {
         var settings = KmsConnectionResolver.Resolve(Region, Endpoint, ProfileName, Credential, ModuleState.Current.Connection);
         try
         {
             var client = KmsClientFactory.Create(settings);
-            client.Retrying += (_, e) => _retries.AddOrUpdate($"{e.Operation}: {e.Error.Code}", 1, (_, n) => n + 1);
+            _settings = settings;
+            client.Retrying += CountRetry;
             WriteVerbose($"KMS endpoint {client.Endpoint} (region {client.Endpoint.RegionId ?? "not set"}), credentials from {client.CredentialsSource}.");
             return client;
         }
@@ -63,13 +110,19 @@ public abstract class KmsCmdlet : EnvelopeCmdlet
     protected void WriteRetrySummary()
     {
         if (_client is null) return;
+        WriteQueuedVerbose();
         string detail = _retries.IsEmpty ? "" : " (" + string.Join(", ", _retries.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} {p.Value}")) + ")";
-        WriteVerbose($"KMS retries: {_client.RetryCount}{detail}; at most {_client.Options.Retry.MaxAttempts} attempts per call.");
+        long retries = _regional?.RetryCount ?? _client.RetryCount;
+        WriteVerbose($"KMS retries: {retries}{detail}; at most {_client.Options.Retry.MaxAttempts} attempts per call.");
     }
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _client?.Dispose();
+        if (disposing)
+        {
+            _regional?.Dispose();
+            _client?.Dispose();
+        }
         base.Dispose(disposing);
     }
 }

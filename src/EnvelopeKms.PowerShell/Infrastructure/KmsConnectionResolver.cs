@@ -21,6 +21,11 @@ internal static class KmsConnectionResolver
             Endpoint = endpoint ?? defaults?.Endpoint,
             CaCertificatePath = endpointFromDefaults ? defaults?.CaCertificatePath : null,
             AllowInsecureHttp = endpointFromDefaults && defaults!.AllowInsecureHttp,
+            // The region endpoints come only from Connect-Kms, with its CA certificate and http opt-in, whatever
+            // endpoint the cmdlet itself was given.
+            RegionEndpoints = defaults?.RegionEndpoints,
+            RegionEndpointCaCertificatePath = defaults?.RegionEndpoints is null ? null : defaults.CaCertificatePath,
+            RegionEndpointAllowInsecureHttp = defaults?.RegionEndpoints is not null && defaults.AllowInsecureHttp,
             ProfileName = profileName ?? defaults?.ProfileName,
             AccessKeyId = explicitCredential?.UserName,
             AccessKeySecret = explicitCredential?.GetNetworkCredential().Password,

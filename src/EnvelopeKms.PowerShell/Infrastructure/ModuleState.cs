@@ -14,6 +14,8 @@ public sealed class KmsConnectionDefaults
     public PSCredential? Credential { get; init; }
     public string? CaCertificatePath { get; init; }
     public bool AllowInsecureHttp { get; init; }
+    /// <summary>Region id → endpoint URL (-RegionEndpoint); the CA certificate and the http opt-in apply to these too.</summary>
+    public IReadOnlyDictionary<string, string>? RegionEndpoints { get; init; }
     /// <summary>Tries per KMS call, the first included; null keeps the client's default (5).</summary>
     public int? MaxAttempts { get; init; }
 }

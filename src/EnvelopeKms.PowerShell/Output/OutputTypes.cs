@@ -12,8 +12,13 @@ public sealed class EnvelopeFileResult
     public required string Path { get; init; }
     /// <summary>The file read.</summary>
     public required string Source { get; init; }
-    /// <summary>The KMS key that wrapped (Protect) or unwrapped (Unprotect) the data key.</summary>
+    /// <summary>
+    /// The KMS key that generated (Protect: the first -KeyId) or unwrapped (Unprotect: the entry that actually gave
+    /// the data key) the data key, as KMS reported it.
+    /// </summary>
     public string? KeyId { get; init; }
+    /// <summary>The region of that key: the region recorded in its wrapped-key entry (null when unknown).</summary>
+    public string? Region { get; init; }
     /// <summary>Format of the envelope file: EKMS or Legacy.</summary>
     public required string Format { get; init; }
     /// <summary>Bytes of the file written.</summary>

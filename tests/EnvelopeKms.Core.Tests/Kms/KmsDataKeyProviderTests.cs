@@ -29,7 +29,7 @@ public class KmsDataKeyProviderTests
                     return decrypt?.Invoke(keyId)
                         ?? StubResponse.Json($"{{\"KeyId\":\"{keyId}\",\"KeyVersionId\":\"v\",\"Plaintext\":\"{Convert.ToBase64String(Key32)}\",\"RequestId\":\"r\"}}");
                 case "DescribeKey":
-                    return p["KeyId"] == "alias/main"
+                    return p["KeyId"] is "alias/main" or "acs:kms:eu-central-1:1234:alias/main"
                         ? StubResponse.Json("{\"KeyMetadata\":{\"KeyId\":\"k1\",\"Arn\":\"acs:kms:cn-test:1234:key/k1\"},\"RequestId\":\"r\"}")
                         : StubResponse.Error(404, "Forbidden.AliasNotFound");
                 default:
@@ -179,20 +179,160 @@ public class KmsDataKeyProviderTests
         await using var home = FakeKms(decrypt: _ => StubResponse.Error(404, "Forbidden.KeyNotFound"));
         await using var away = FakeKms();
         using var homeClient = TestClients.For(home);
-        using var awayClient = TestClients.For(away);
-        var asked = new List<string>();
-        var provider = new KmsDataKeyProvider(homeClient, new KmsDataKeyProviderOptions
+        using var clients = new KmsRegionalClients(homeClient, new KmsRegionalClientsOptions
         {
-            ClientForRegion = region => { asked.Add(region); return region == "eu-central-1" ? awayClient : null; },
+            RegionEndpoints = new Dictionary<string, KmsEndpoint> { ["eu-central-1"] = KmsEndpoint.FromUrl(away.BaseUrl, "eu-central-1") },
         });
+        var provider = new KmsDataKeyProvider(clients);
         var entries = new[] { Entry("k1"), new WrappedDataKey(WrappedDataKey.AlibabaKmsProvider, "k2", "v", "eu-central-1", "blob-k2") };
 
         using var dataKey = await provider.DecryptDataKeyAsync(entries, Context, CancellationToken.None);
 
         Assert.Equal("k2", dataKey.KeyId);
-        Assert.Equal(new[] { "eu-central-1" }, asked); // the cn-test entry stays on the main client
-        Assert.Equal(1, Decrypts(home));
+        Assert.Same(entries[1], dataKey.UnwrappedFrom);
+        Assert.Equal(1, Decrypts(home)); // the cn-test entry stays on the home client
         Assert.Equal(1, Decrypts(away));
+        Assert.Equal("blob-k2", away.Requests.Single().AllParameters["CiphertextBlob"]);
+    }
+
+    [Fact]
+    public async Task SingleClientProvider_SendsEveryRegionToItsOneClient()
+    {
+        await using var kms = FakeKms();
+        using var client = TestClients.For(kms);
+        var entries = new[] { new WrappedDataKey(WrappedDataKey.AlibabaKmsProvider, "k2", "v", "eu-central-1", "blob-k2") };
+        using var dataKey = await new KmsDataKeyProvider(client).DecryptDataKeyAsync(entries, Context, CancellationToken.None);
+        Assert.Equal(1, Decrypts(kms));
+    }
+
+    [Fact]
+    public async Task Generate_WrapsAnArnOfAnotherRegionAtThatRegionsEndpoint_AndRecordsTheWrappingRegion()
+    {
+        await using var home = FakeKms();
+        await using var away = FakeKms();
+        using var homeClient = TestClients.For(home);
+        var created = new List<KmsClient>();
+        using var clients = new KmsRegionalClients(homeClient, new KmsRegionalClientsOptions
+        {
+            RegionEndpoints = new Dictionary<string, KmsEndpoint> { ["eu-central-1"] = KmsEndpoint.FromUrl(away.BaseUrl, "eu-central-1") },
+            ClientCreated = created.Add,
+        });
+        var trace = new List<string>();
+        var provider = new KmsDataKeyProvider(clients, new KmsDataKeyProviderOptions { Trace = trace.Add });
+
+        using var dataKey = await provider.GenerateDataKeyAsync(new[] { "k1", "acs:kms:eu-central-1:1234:key/k2", "k3" }, Context, CancellationToken.None);
+
+        Assert.Equal(new[] { "cn-test", "eu-central-1", "cn-test" }, dataKey.WrappedKeys.Select(w => w.Region));
+        Assert.Equal(new[] { "GenerateDataKey", "Encrypt" }, home.Requests.Select(r => r.Header("x-acs-action")));
+        Assert.Equal("k3", home.Requests.Last().Query["KeyId"]);
+        var wrappedAway = Assert.Single(away.Requests);
+        Assert.Equal("Encrypt", wrappedAway.Header("x-acs-action"));
+        Assert.Equal("acs:kms:eu-central-1:1234:key/k2", wrappedAway.Query["KeyId"]); // the ARN is passed through
+        Assert.Equal("{\"file\":\"a.txt\"}", wrappedAway.Query["EncryptionContext"]);
+        // The regional client shares the home client's credentials source and retry policy.
+        var regional = Assert.Single(created);
+        Assert.Same(homeClient.Options.Credentials, regional.Options.Credentials);
+        Assert.Same(homeClient.Options.Retry, regional.Options.Retry);
+        Assert.True(StubSignatures.VerifyV3(wrappedAway, "testsecret"));
+        Assert.Equal(3, trace.Count);
+        Assert.Contains("region eu-central-1", trace[1]);
+        Assert.DoesNotContain(Convert.ToBase64String(Key32), string.Join("\n", trace));
+    }
+
+    [Fact]
+    public async Task Generate_FailsUpFront_ForAnArnOfARegionWithNoEndpoint()
+    {
+        await using var home = FakeKms();
+        using var homeClient = TestClients.For(home);
+        using var clients = new KmsRegionalClients(homeClient);
+        await Assert.ThrowsAsync<KmsConfigurationException>(() =>
+            new KmsDataKeyProvider(clients).GenerateDataKeyAsync(new[] { "k1", "acs:kms:Not_A_Region:1234:key/k2" }, Context, CancellationToken.None));
+        Assert.Empty(home.Requests); // nothing was generated and then thrown away
+    }
+
+    [Fact]
+    public async Task Decrypt_SkipsAnUnreachableRegion_ThenTriesItLast_UntilItAnswersAgain()
+    {
+        await using var home = FakeKms();
+        bool awayDown = true;
+        await using var away = FakeKms(decrypt: _ => awayDown ? new StubResponse(0, "") { Drop = true } : null!);
+        using var homeClient = TestClients.For(home, maxAttempts: 2);
+        using var clients = new KmsRegionalClients(homeClient, new KmsRegionalClientsOptions
+        {
+            RegionEndpoints = new Dictionary<string, KmsEndpoint> { ["eu-central-1"] = KmsEndpoint.FromUrl(away.BaseUrl, "eu-central-1") },
+        });
+        var trace = new List<string>();
+        var provider = new KmsDataKeyProvider(clients, new KmsDataKeyProviderOptions { Trace = trace.Add });
+        var entries = new[] { new WrappedDataKey(WrappedDataKey.AlibabaKmsProvider, "k2", "v", "eu-central-1", "blob-k2"), Entry("k1") };
+
+        using (var first = await provider.DecryptDataKeyAsync(entries, Context, CancellationToken.None))
+            Assert.Same(entries[1], first.UnwrappedFrom);
+        int awayCalls = Decrypts(away); // the handler may also resend a request on a dropped connection
+        Assert.True(awayCalls >= 2, $"{awayCalls} calls reached the unreachable region");
+        Assert.Equal(1, Decrypts(home));
+        Assert.Contains(trace, t => t.Contains("entry 1 of 2") && t.Contains("Unavailable") && t.Contains("trying the next entry"));
+
+        // The next file: the region that was unreachable goes last, so the batch does not wait for it again.
+        using (var second = await provider.DecryptDataKeyAsync(entries, Context, CancellationToken.None))
+            Assert.Same(entries[1], second.UnwrappedFrom);
+        Assert.Equal(awayCalls, Decrypts(away));
+
+        // Where only that region can unwrap, it is still tried, and once it answers it is first again.
+        awayDown = false;
+        using (var third = await provider.DecryptDataKeyAsync(new[] { entries[0] }, Context, CancellationToken.None))
+            Assert.Same(entries[0], third.UnwrappedFrom);
+        using (var fourth = await provider.DecryptDataKeyAsync(entries, Context, CancellationToken.None))
+            Assert.Same(entries[0], fourth.UnwrappedFrom);
+        Assert.Equal(2, Decrypts(home));
+    }
+
+    [Fact]
+    public async Task Decrypt_WhenNoEntryWorks_TheErrorNamesEveryEntryAndWhy()
+    {
+        await using var home = FakeKms(decrypt: _ => StubResponse.Error(409, "Rejected.Disabled"));
+        await using var away = FakeKms(decrypt: _ => new StubResponse(0, "") { Drop = true });
+        using var homeClient = TestClients.For(home, maxAttempts: 1);
+        using var clients = new KmsRegionalClients(homeClient, new KmsRegionalClientsOptions
+        {
+            RegionEndpoints = new Dictionary<string, KmsEndpoint> { ["eu-central-1"] = KmsEndpoint.FromUrl(away.BaseUrl, "eu-central-1") },
+        });
+        var provider = new KmsDataKeyProvider(clients, new KmsDataKeyProviderOptions { AllowedKeyIds = new[] { "k1", "k2", "k4" } });
+        var entries = new[]
+        {
+            Entry("k1"),
+            new WrappedDataKey(WrappedDataKey.AlibabaKmsProvider, "k2", "v", "eu-central-1", "blob-k2"),
+            Entry("k3"),
+            new WrappedDataKey(WrappedDataKey.AlibabaKmsProvider, "k4", "v", "Not A Region", "blob-k4"),
+        };
+
+        var e = await Assert.ThrowsAsync<KeyProviderException>(() => provider.DecryptDataKeyAsync(entries, Context, CancellationToken.None));
+
+        Assert.Equal(KeyProviderError.Refused, e.Error); // the most actionable failure
+        Assert.Contains("entry 1 'k1' (region cn-test): Refused: Rejected.Disabled", e.Message);
+        Assert.Contains("entry 2 'k2' (region eu-central-1): Unavailable: Client.ConnectionFailure", e.Message);
+        Assert.Contains("entry 3 'k3' (region cn-test): skipped: not an allowed key", e.Message);
+        Assert.Contains("entry 4 'k4' (region Not A Region): skipped: No KMS endpoint is known for the region 'Not A Region'", e.Message);
+        Assert.Equal(1, Decrypts(home));
+        Assert.True(Decrypts(away) >= 1);
+    }
+
+    [Fact]
+    public async Task Decrypt_AnAliasArnInTheAllowList_IsResolvedInItsRegion()
+    {
+        await using var home = FakeKms();
+        await using var away = FakeKms();
+        using var homeClient = TestClients.For(home);
+        using var clients = new KmsRegionalClients(homeClient, new KmsRegionalClientsOptions
+        {
+            RegionEndpoints = new Dictionary<string, KmsEndpoint> { ["eu-central-1"] = KmsEndpoint.FromUrl(away.BaseUrl, "eu-central-1") },
+        });
+        var provider = new KmsDataKeyProvider(clients, new KmsDataKeyProviderOptions { AllowedKeyIds = new[] { "acs:kms:eu-central-1:1234:alias/main" } });
+
+        using var dataKey = await provider.DecryptDataKeyAsync(new[] { Entry("k2"), Entry("k1") }, Context, CancellationToken.None);
+
+        Assert.Equal("k1", dataKey.UnwrappedFrom!.KeyId);
+        Assert.Equal("acs:kms:eu-central-1:1234:alias/main", away.Requests.Single(r => r.Header("x-acs-action") == "DescribeKey").Query["KeyId"]);
+        Assert.DoesNotContain(home.Requests, r => r.Header("x-acs-action") == "DescribeKey");
     }
 
     [Theory]

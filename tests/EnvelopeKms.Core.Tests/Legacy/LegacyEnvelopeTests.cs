@@ -36,6 +36,7 @@ public class LegacyEnvelopeTests
     public void EaxMatchesTheSeedSampleVector()
     {
         // shared/reference/alibaba-kms-api.md §7: AES-256 key 00..1f, nonce 00..0f, no header, "hello,world\n".
+        // pycryptodome gives the same bytes (tests/pester/LegacyInterop.Tests.ps1 runs it; docs/format.md §11).
         var key = Enumerable.Range(0, 32).Select(i => (byte)i).ToArray();
         var nonce = Enumerable.Range(0, 16).Select(i => (byte)i).ToArray();
         var plaintext = Encoding.ASCII.GetBytes("hello,world\n");
