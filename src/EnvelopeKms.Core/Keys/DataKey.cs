@@ -47,6 +47,16 @@ public sealed class DataKey : IDisposable
         }
     }
 
+    /// <summary>The plaintext as memory, for the KMS client's Encrypt (which wipes its own encoded copy). Valid only until <see cref="Dispose"/>.</summary>
+    internal ReadOnlyMemory<byte> PlaintextMemory
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _plaintext;
+        }
+    }
+
     /// <summary>True once the plaintext has been wiped.</summary>
     public bool IsDisposed => _disposed;
 

@@ -96,6 +96,7 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             Region = RegionOfUnwrap(result.UnwrappedFrom),
             Format = format == EnvelopeFileFormat.Legacy ? "Legacy" : "EKMS",
             Length = result.OutputLength,
+            SlotProblem = result.Header?.DescribeSlotProblem(),
         };
     }
 
