@@ -14,6 +14,7 @@
         'Unprotect-EnvelopeFile',
         'Get-EnvelopeFileInfo',
         'Test-EnvelopeFile',
+        'Update-EnvelopeFileKey',
         'Protect-KmsSecret',
         'Unprotect-KmsSecret',
         'New-KmsKey',

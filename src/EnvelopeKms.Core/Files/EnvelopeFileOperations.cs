@@ -176,6 +176,13 @@ public static class EnvelopeFileOperations
         return WriteAtomicallyAsync(source, destination, overwrite, write, cancellationToken);
     }
 
+    /// <summary>
+    /// Replaces <paramref name="path"/> with what <paramref name="write"/> produces: a temp file beside it, flushed to
+    /// disk, renamed over it only when complete; the file's permissions are kept. (Update-EnvelopeFileKey's full rewrite.)
+    /// </summary>
+    internal static Task<long> ReplaceFileAtomicallyAsync(string path, Func<FileStream, Task> write, CancellationToken cancellationToken)
+        => WriteAtomicallyAsync(path, path, overwrite: true, write, cancellationToken);
+
     private static async Task<long> WriteAtomicallyAsync(string source, string destination, bool overwrite, Func<FileStream, Task> write, CancellationToken cancellationToken)
     {
         string temp = GetTempPath(destination);
