@@ -15,6 +15,7 @@
         'Get-EnvelopeFileInfo',
         'Test-EnvelopeFile',
         'Convert-EnvelopeFile',
+        'Update-EnvelopeFileKey',
         'Protect-KmsSecret',
         'Unprotect-KmsSecret',
         'New-KmsKey',

@@ -7,11 +7,34 @@ namespace EnvelopeKms.Tests;
 /// A key provider for format tests: it wraps data keys by remembering them under a random blob name, the way a KMS
 /// would, and counts calls. (The real Alibaba KMS provider is tested against the local KMS server.)
 /// </summary>
-internal sealed class InMemoryKeyProvider : IDataKeyProvider
+internal sealed class InMemoryKeyProvider : IDataKeyProvider, IDataKeyWrapper
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte[]> _keys = new();
     public int GenerateCalls;
     public int DecryptCalls;
+    public int EncryptCalls;
+    public int ResolveCalls;
+
+    /// <summary>Aliases this fake KMS knows: alias name → key id.</summary>
+    public Dictionary<string, string> Aliases { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Key ids whose Encrypt this fake KMS refuses (a disabled key).</summary>
+    public HashSet<string> Refused { get; } = new(StringComparer.Ordinal);
+
+    public Task<WrappedDataKey> WrapDataKeyAsync(string keyId, DataKey dataKey, EncryptionContext context, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref EncryptCalls);
+        if (Refused.Contains(keyId)) throw new KeyProviderException(KeyProviderError.Refused, $"Key '{keyId}' is disabled.");
+        string resolved = Aliases.TryGetValue(keyId, out var target) ? target : keyId;
+        return Task.FromResult(Add(Convert.ToBase64String(RandomNumberGenerator.GetBytes(24)), dataKey.Plaintext.ToArray(), resolved));
+    }
+
+    public Task<IReadOnlyList<string>> ResolveKeyReferenceAsync(string keyReference, CancellationToken cancellationToken)
+    {
+        if (!keyReference.StartsWith("alias/", StringComparison.Ordinal)) return Task.FromResult<IReadOnlyList<string>>([keyReference]);
+        Interlocked.Increment(ref ResolveCalls);
+        return Task.FromResult<IReadOnlyList<string>>(Aliases.TryGetValue(keyReference, out var target) ? [target] : []);
+    }
 
     /// <summary>Registers a fixed key under a blob name (known-answer tests).</summary>
     public WrappedDataKey Add(string blob, byte[] key, string keyId = "key-1")

@@ -1,5 +1,5 @@
-// Tests for the independent JavaScript EKMS v1 implementation (ekms.mjs) against docs/format.md and against the
-// known-answer vectors the C# implementation wrote (tests/vectors/ekms-v1.json).
+// Tests for the independent JavaScript EKMS implementation (ekms.mjs) against docs/format.md and against the
+// known-answer vectors the C# implementation wrote (tests/vectors/ekms-v1.json, ekms-v2.json; v2 at the end).
 // Run: node --test tests/interop/ekms-format.test.mjs
 
 import { test, describe } from 'node:test';
@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import {
-  encrypt, decrypt, parseHeader, encodeContext, deriveKeys, MAGIC, ERROR_CODES,
+  encrypt, decrypt, parseHeader, encodeContext, deriveKeys, rewrap, slotSizeFor, MAGIC, ERROR_CODES,
 } from './ekms.mjs';
 
 const vectorFile = new URL('../vectors/ekms-v1.json', import.meta.url);
@@ -228,7 +228,7 @@ describe('tampering', () => {
 
   const headerCases = [
     ['magic first byte', (b) => flipBit(b, 0), 'NotEnvelope'],
-    ['version 01 -> 02', (b) => { const c = Buffer.from(b); c[8] = 2; return c; }, 'UnsupportedVersion'],
+    ['version 01 -> 03', (b) => { const c = Buffer.from(b); c[8] = 3; return c; }, 'UnsupportedVersion'],
     ['version 01 -> 00', (b) => { const c = Buffer.from(b); c[8] = 0; return c; }, 'UnsupportedVersion'],
     ['suite 0001 -> 0002', (b) => { const c = Buffer.from(b); c[10] = 2; return c; }, 'UnsupportedSuite'],
     ['reserved 00 -> 01', (b) => flipBit(b, 11), 'MalformedHeader'],
@@ -511,4 +511,228 @@ describe('writer refusals', () => {
   refuses({ wrappedKeys: [wk({ providerId: 'p'.repeat(65) })] }, 'a 65-byte provider id');
   refuses({ wrappedKeys: [wk({ keyId: '' })] }, 'an empty key id');
   refuses({ wrappedKeys: [wk({ ciphertextBlob: 'b'.repeat(4097) })] }, 'a 4097-byte ciphertext blob');
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// (g) Version 2 (§12): the double-slot header
+
+const V2 = JSON.parse(readFileSync(new URL('../vectors/ekms-v2.json', import.meta.url), 'utf8'));
+const R = Buffer.from(V2.headerNonce, 'hex');
+
+// Slot i's bytes and offset, from the preamble's slot size (§12.1), independent of parseHeader.
+const slotSizeOf = (file) => file.readUInt32BE(48);
+const slotAt = (file, i) => 52 + i * slotSizeOf(file);
+
+function makeV2(plaintextLength, { wrappedKeys = [wk()], context = { project: 'Apollo' }, headerNonce } = {}) {
+  const plaintext = randomBytes(plaintextLength);
+  return { plaintext, file: encrypt({ plaintext, dataKey: DATA_KEY, frameLength: F, context, wrappedKeys, version: 2, headerNonce }) };
+}
+
+describe('v2 known-answer vectors (tests/vectors/ekms-v2.json, written by the C# implementation)', () => {
+  test('same inputs as v1, plus the header nonce', () => {
+    assert.equal(V2.dataKey, V.dataKey);
+    assert.equal(V2.messageId, V.messageId);
+    assert.deepEqual(V2.wrappedKey, V.wrappedKey);
+    assert.deepEqual(V2.vectors.map((v) => v.plaintextLength), [0, 1, F - 1, F, F + 1, 2 * F + 1]);
+  });
+
+  for (const v of V2.vectors) {
+    const file = Buffer.from(v.file, 'hex');
+    const expected = vectorPlaintext(v.plaintextLength);
+    test(`P=${v.plaintextLength}: parses, decrypts, and re-encrypting reproduces the file byte for byte`, () => {
+      const h = parseHeader(file);
+      assert.equal(h.version, 2);
+      assert.equal(h.slotSize, 1024);
+      assert.equal(h.headerLength, 2100);
+      assert.equal(h.generation, 1);
+      assert.equal(h.candidates.length, 1); // identical slots are one candidate
+      assert.ok(h.slots[0].headerNonce.equals(R));
+      assert.deepEqual(h.wrappedKeys, [V.wrappedKey]);
+      assert.ok(h.commitment.equals(deriveKeys(DATA_KEY, MESSAGE_ID).commitment));
+      const { plaintext, activeSlot, slotStates } = decrypt(file, { unwrap: () => DATA_KEY, requiredContext: V2.encryptionContext });
+      assert.ok(plaintext.equals(expected));
+      assert.equal(activeSlot, 0);
+      assert.deepEqual(slotStates, ['current', 'current']);
+      const ours = encrypt({
+        plaintext: expected, dataKey: DATA_KEY, messageId: MESSAGE_ID, frameLength: F, context: V2.encryptionContext,
+        wrappedKeys: [V2.wrappedKey], version: 2, headerNonce: R,
+      });
+      assert.equal(ours.toString('hex'), v.file);
+    });
+  }
+
+  test('the P=1 slot matches the annotated bytes of §12.7, and the body is the v1 body', () => {
+    const file = Buffer.from(V2.vectors.find((v) => v.plaintextLength === 1).file, 'hex');
+    const v1 = Buffer.from(V.vectors.find((v) => v.plaintextLength === 1).file, 'hex');
+    assert.equal(file.subarray(0, 52).toString('hex'), '89454b4d0d0a1a0a' + '02' + '0001' + '00' + '00001000' + MESSAGE_ID.toString('hex') + '00000400');
+    assert.equal(file.subarray(52, 52 + 12).toString('hex'), '00000001' + '4041424344454647');
+    // The slot's key list is the v1 header's, byte for byte (§12.2 reuses §3 and §4).
+    const v1List = v1.subarray(48, parseHeader(v1).headerLength - 48);
+    assert.ok(file.subarray(64, 64 + v1List.length).equals(v1List));
+    assert.ok(file.subarray(2100).equals(v1.subarray(parseHeader(v1).headerLength)));
+    assert.ok(file.subarray(52, 1076).equals(file.subarray(1076, 2100)));
+  });
+});
+
+describe('v2 round trips and layout', () => {
+  for (const p of [0, 1, F - 1, F, F + 1, 2 * F + 1]) {
+    test(`P=${p}`, () => {
+      const { plaintext, file } = makeV2(p);
+      assert.equal(file.length, 52 + 2 * 1024 + Math.floor(p / F) * (F + 16) + (p % F) + 16);
+      assert.ok(decrypt(file, withKey()).plaintext.equals(plaintext));
+    });
+  }
+
+  test('the slot size is twice the content rounded up to 512, at least 1024, at most 262,144 (§12.1)', () => {
+    assert.equal(slotSizeFor(100), 1024);
+    assert.equal(slotSizeFor(513), 1536);
+    assert.equal(slotSizeFor(100_000), 200_192);
+    assert.equal(slotSizeFor(170_255), 262_144);
+    const big = makeV2(1, { wrappedKeys: Array.from({ length: 8 }, (_, i) => wk({ keyId: `k${i}`.padEnd(300, 'x') })) }).file;
+    assert.equal(slotSizeOf(big), slotSizeFor(parseHeader(big).slots[0].contentLength));
+    assert.ok(slotSizeOf(big) > 1024);
+  });
+
+  test('a random header nonce per file, so two files never share one', () => {
+    const a = parseHeader(makeV2(1).file);
+    const b = parseHeader(makeV2(1).file);
+    assert.ok(!a.slots[0].headerNonce.equals(b.slots[0].headerNonce));
+  });
+});
+
+describe('v2 bad input', () => {
+  const { file } = makeV2(2 * F + 1);
+  const S = slotSizeOf(file);
+
+  for (const size of [0, 512, 1000, 1025, 1537, 262_144 + 512, 0xffffffff]) {
+    test(`slot size ${size} is MalformedHeader, before any unwrap`, () => {
+      const c = Buffer.from(file);
+      c.writeUInt32BE(size >>> 0, 48);
+      let calls = 0;
+      rejects(() => decrypt(c, { unwrap: () => { calls++; return DATA_KEY; } }), 'MalformedHeader');
+      assert.equal(calls, 0);
+    });
+  }
+
+  test('a file that ends inside the slot area is Truncated, before any unwrap', () => {
+    let calls = 0;
+    for (const cut of [52, 53, 52 + S, 52 + 2 * S - 1]) rejects(() => decrypt(file.subarray(0, cut), { unwrap: () => { calls++; return DATA_KEY; } }), 'Truncated');
+    assert.equal(calls, 0);
+  });
+
+  const damage = {
+    padding: (c, o) => { c[o + S - 1] = 1; },
+    'generation 0': (c, o) => { c.writeUInt32BE(0, o); },
+    'tag bit': (c, o, content) => { c[o + content - 1] ^= 0x10; },
+    'commitment bit': (c, o, content) => { c[o + content - 20] ^= 0x10; },
+    'context value': (c, o) => { c[o + 14 + 2 + 2 + 7 + 2] ^= 0x01; },
+    'count above limit': (c, o) => { const l = c.readUInt16BE(o + 12); c.writeUInt16BE(9, o + 14 + l); },
+  };
+  const contentLength = parseHeader(file).slots[0].contentLength;
+  for (const [name, apply] of Object.entries(damage)) {
+    test(`${name} in one slot: the other slot is used and the damaged one reported`, () => {
+      for (const bad of [0, 1]) {
+        const c = Buffer.from(file);
+        apply(c, slotAt(c, bad), contentLength);
+        const { activeSlot, slotStates } = decrypt(c, withKey());
+        assert.equal(activeSlot, 1 - bad);
+        assert.equal(slotStates[bad], 'damaged');
+      }
+    });
+  }
+  for (const [name, code] of [['padding', 'MalformedHeader'], ['generation 0', 'MalformedHeader'], ['tag bit', 'HeaderTampered'],
+    ['commitment bit', 'KeyCommitmentMismatch'], ['context value', 'HeaderTampered'], ['count above limit', 'LimitExceeded']]) {
+    test(`${name} in both slots is ${code}`, () => {
+      const c = Buffer.from(file);
+      damage[name](c, slotAt(c, 0), contentLength);
+      damage[name](c, slotAt(c, 1), contentLength);
+      decryptRejects(c, code);
+    });
+  }
+
+  test('when neither slot parses, the error is slot 0\'s', () => {
+    const c = Buffer.from(file);
+    damage['count above limit'](c, slotAt(c, 0));
+    damage.padding(c, slotAt(c, 1));
+    decryptRejects(c, 'LimitExceeded');
+  });
+
+  test('every bit of the preamble is authenticated', () => {
+    for (let i = 0; i < 52 * 8; i++) {
+      assert.throws(() => decrypt(flipBit(file, i >> 3, i & 7), withKey()), (e) => e instanceof Error, `bit ${i}`);
+    }
+  });
+
+  test('a higher generation that does not verify falls back; equal generations with other bytes: the tag decides', () => {
+    const c = Buffer.from(file);
+    c.writeUInt32BE(9, slotAt(c, 1));
+    assert.equal(decrypt(c, withKey()).activeSlot, 0);
+    const d = Buffer.from(file);
+    d[slotAt(d, 0) + contentLength - 60] ^= 1; // slot 0: same generation, other bytes (a blob byte), tag fails
+    assert.equal(decrypt(d, withKey()).activeSlot, 1);
+  });
+
+  test('frames of a v2 file: tampering is FrameTampered, truncation Truncated, extension FrameTampered', () => {
+    const H = 52 + 2 * S;
+    decryptRejects(flipBit(file, H + 10), 'FrameTampered');
+    decryptRejects(flipBit(file, file.length - 1), 'FrameTampered');
+    decryptRejects(file.subarray(0, H + 15), 'Truncated');
+    decryptRejects(Buffer.concat([file, Buffer.alloc(1)]), 'FrameTampered');
+  });
+});
+
+describe('v2 re-wrapping (§12.5)', () => {
+  const k2 = wk({ keyId: 'key-2', ciphertextBlob: 'c2Vjb25k' });
+
+  test('in place: the body bytes stay, the generation grows, both slots hold the new list', () => {
+    const { plaintext, file } = makeV2(3 * F + 5);
+    const before = parseHeader(file);
+    const { file: out, rewritten, generation } = rewrap(file, { unwrap: () => DATA_KEY, wrappedKeys: [wk(), k2] });
+    assert.equal(rewritten, false);
+    assert.equal(generation, 2);
+    assert.equal(out.length, file.length);
+    assert.ok(out.subarray(before.headerLength).equals(file.subarray(before.headerLength)));
+    const { plaintext: back, header } = decrypt(out, withKey());
+    assert.ok(back.equals(plaintext));
+    assert.deepEqual(header.wrappedKeys.map((k) => k.keyId), ['key-1', 'key-2']);
+    assert.ok(out.subarray(slotAt(out, 0), slotAt(out, 1)).equals(out.subarray(slotAt(out, 1), slotAt(out, 2))));
+    // A removal: the removed blob is gone from the file.
+    const removed = rewrap(out, { unwrap: () => DATA_KEY, wrappedKeys: [k2] }).file;
+    assert.equal(removed.indexOf(Buffer.from(wk().ciphertextBlob)), -1);
+    assert.equal(parseHeader(removed).generation, 3);
+  });
+
+  test('a torn update (new content in one slot only, cut short) still decrypts to the old list', () => {
+    const { plaintext, file } = makeV2(100);
+    const updated = rewrap(file, { unwrap: () => DATA_KEY, wrappedKeys: [wk(), k2] }).file;
+    const torn = Buffer.from(file);
+    updated.copy(torn, slotAt(file, 1), slotAt(file, 1), slotAt(file, 1) + 40); // the first 40 bytes of the new slot 1
+    const r = decrypt(torn, withKey());
+    assert.ok(r.plaintext.equals(plaintext));
+    assert.equal(r.activeSlot, 0);
+    assert.deepEqual(r.header.wrappedKeys.map((k) => k.keyId), ['key-1']);
+    // One slot complete: the new list wins.
+    const half = Buffer.from(file);
+    updated.copy(half, slotAt(file, 1), slotAt(file, 1), slotAt(file, 2));
+    const h = decrypt(half, withKey());
+    assert.equal(h.activeSlot, 1);
+    assert.deepEqual(h.slotStates, ['stale', 'current']);
+  });
+
+  test('a list that does not fit the slot, and a v1 file, are rewritten with a larger slot', () => {
+    const { plaintext, file } = makeV2(F + 1);
+    const many = Array.from({ length: 12 }, (_, i) => wk({ keyId: `k${i}`.padEnd(200, 'y') }));
+    const r = rewrap(file, { unwrap: () => DATA_KEY, wrappedKeys: many });
+    assert.equal(r.rewritten, true);
+    assert.equal(r.generation, 2);
+    assert.ok(slotSizeOf(r.file) > 1024);
+    assert.ok(decrypt(r.file, { unwrap: () => DATA_KEY, maxWrappedKeys: 16 }).plaintext.equals(plaintext));
+    const v1 = makeFile(F + 1);
+    const c = rewrap(v1.file, { unwrap: () => DATA_KEY, wrappedKeys: [wk(), k2] });
+    assert.equal(c.rewritten, true);
+    assert.equal(c.generation, 1);
+    assert.equal(parseHeader(c.file).version, 2);
+    assert.ok(decrypt(c.file, withKey()).plaintext.equals(v1.plaintext));
+    assert.ok(c.file.subarray(parseHeader(c.file).headerLength).equals(v1.file.subarray(parseHeader(v1.file).headerLength)));
+  });
 });

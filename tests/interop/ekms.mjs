@@ -1,8 +1,9 @@
-// An independent implementation of the EKMS v1 file format (docs/format.md), written from the specification alone,
+// An independent implementation of the EKMS file format, versions 1 and 2 (docs/format.md; v2 is §12), written from
+// the specification alone,
 // using only Node.js built-ins. It exists to check the C# implementation against the text: where the two disagree,
 // one of them (or the spec) is wrong.
 //
-// Library: encrypt(), parseHeader(), decrypt(). CLI when run directly (see usage() at the bottom).
+// Library: encrypt(), parseHeader(), decrypt(), rewrap(). CLI when run directly (see usage() at the bottom).
 // Whole files are handled in memory; this is a test tool, not a streaming implementation.
 
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -15,6 +16,13 @@ import { fileURLToPath } from 'node:url';
 
 export const MAGIC = Buffer.from([0x89, 0x45, 0x4b, 0x4d, 0x0d, 0x0a, 0x1a, 0x0a]);
 export const VERSION = 1;
+export const VERSION_2 = 2;
+// v2 (§12.1, §12.2)
+export const PREAMBLE_LENGTH = 52;
+export const MIN_SLOT_SIZE = 1024;
+export const MAX_SLOT_SIZE = 262144;
+export const SLOT_SIZE_MULTIPLE = 512;
+export const HEADER_NONCE_LENGTH = 8;
 export const SUITE = 0x0001;
 export const MIN_FRAME_LENGTH = 4096;
 export const MAX_FRAME_LENGTH = 16 * 1024 * 1024;
@@ -279,16 +287,76 @@ function encodeHeaderWithoutTag({ frameLength, messageId, context, wrappedKeys, 
   ]);
 }
 
+// ---- v2 (§12) ----
+
+// §12.1: S = max(1024, ceil(2c / 512) * 512), capped at 262,144.
+export function slotSizeFor(contentLength) {
+  const doubled = Math.ceil((2 * contentLength) / SLOT_SIZE_MULTIPLE) * SLOT_SIZE_MULTIPLE;
+  const size = Math.min(MAX_SLOT_SIZE, Math.max(MIN_SLOT_SIZE, doubled));
+  if (size < contentLength) invalidArgument(`a slot content of ${contentLength} bytes does not fit the largest slot`);
+  return size;
+}
+
+function encodePreamble({ frameLength, messageId, slotSize }) {
+  return Buffer.concat([MAGIC, u8(VERSION_2), u16(SUITE), u8(0), u32(frameLength), messageId, u32(slotSize)]);
+}
+
+// §12.2: FF FF FF FF || R.
+function v2HeaderNonce(r) {
+  return Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 0xff]), r]);
+}
+
+// The slot content from the generation through the commitment: the part of the slot the tag covers.
+function encodeSlotWithoutTag({ generation, headerNonce, context, wrappedKeys, commitment }) {
+  if (!Array.isArray(wrappedKeys) || wrappedKeys.length < 1 || wrappedKeys.length > MAX_WRAPPED_KEYS_FORMAT) {
+    invalidArgument(`between 1 and ${MAX_WRAPPED_KEYS_FORMAT} wrapped keys are required`);
+  }
+  if (!Number.isInteger(generation) || generation < 1 || generation > 0xffffffff) invalidArgument('generation must be 1..2^32-1');
+  if (!Buffer.isBuffer(headerNonce) || headerNonce.length !== HEADER_NONCE_LENGTH) invalidArgument('the header nonce must be 8 bytes');
+  const contextBytes = encodeContext(context);
+  return Buffer.concat([
+    u32(generation), headerNonce, u16(contextBytes.length), contextBytes,
+    u16(wrappedKeys.length), ...wrappedKeys.map(encodeWrappedKey), commitment,
+  ]);
+}
+
+// A sealed slot of exactly slotSize bytes: content, tag, zero padding.
+function sealSlot({ preamble, slotSize, fileKey, ...fields }) {
+  const content = encodeSlotWithoutTag(fields);
+  if (content.length + TAG_LENGTH > slotSize) return null; // does not fit
+  const { tag } = gcmEncrypt(fileKey, v2HeaderNonce(fields.headerNonce), Buffer.concat([preamble, content]), Buffer.alloc(0));
+  return Buffer.concat([content, tag, Buffer.alloc(slotSize - content.length - TAG_LENGTH)]);
+}
+
+function slotContentLength(fields) {
+  return encodeSlotWithoutTag(fields).length + TAG_LENGTH;
+}
+
+// The v2 header area (preamble and both slots, identical), for a new file or a full rewrite (§12.4, §12.5 step 5).
+function encodeV2Header({ frameLength, messageId, fileKey, generation = 1, headerNonce = randomBytes(HEADER_NONCE_LENGTH), context, wrappedKeys, commitment }) {
+  const fields = { generation, headerNonce, context, wrappedKeys, commitment };
+  const slotSize = slotSizeFor(slotContentLength(fields));
+  const preamble = encodePreamble({ frameLength, messageId, slotSize });
+  const slot = sealSlot({ preamble, slotSize, fileKey, ...fields });
+  return Buffer.concat([preamble, slot, slot]);
+}
+
 export function encrypt({
   plaintext, dataKey, messageId = randomBytes(MESSAGE_ID_LENGTH), frameLength = DEFAULT_FRAME_LENGTH,
-  context = {}, wrappedKeys,
+  context = {}, wrappedKeys, version = VERSION, headerNonce,
 }) {
   if (!Buffer.isBuffer(plaintext)) invalidArgument('plaintext must be a Buffer');
+  if (version !== VERSION && version !== VERSION_2) invalidArgument('version must be 1 or 2');
   checkFrameLength(frameLength);
   const { fileKey, commitment } = deriveKeys(dataKey, messageId);
   try {
-    const headerAad = encodeHeaderWithoutTag({ frameLength, messageId, context, wrappedKeys, commitment });
-    const parts = [headerAad, gcmEncrypt(fileKey, HEADER_NONCE, headerAad, Buffer.alloc(0)).tag];
+    const parts = [];
+    if (version === VERSION_2) {
+      parts.push(encodeV2Header({ frameLength, messageId, fileKey, headerNonce, context, wrappedKeys, commitment }));
+    } else {
+      const headerAad = encodeHeaderWithoutTag({ frameLength, messageId, context, wrappedKeys, commitment });
+      parts.push(headerAad, gcmEncrypt(fileKey, HEADER_NONCE, headerAad, Buffer.alloc(0)).tag);
+    }
     const fullFrames = Math.floor(plaintext.length / frameLength);
     if (fullFrames + 1 > MAX_FRAMES) invalidArgument('plaintext too long for this frame length');
     // Regular frames 1..N, then the always-present, always-short final frame N+1 (§6).
@@ -314,7 +382,7 @@ export function parseHeader(buf, { maxWrappedKeys = DEFAULT_MAX_WRAPPED_KEYS } =
   const r = new Reader(buf, MAGIC.length);
 
   const version = r.u8('version');
-  if (version !== VERSION) fail('UnsupportedVersion', `version ${version}`);
+  if (version !== VERSION && version !== VERSION_2) fail('UnsupportedVersion', `version ${version}`);
   const suite = r.u16('suite id');
   if (suite !== SUITE) fail('UnsupportedSuite', `suite 0x${suite.toString(16).padStart(4, '0')}`);
   const reserved = r.u8('reserved byte');
@@ -324,6 +392,7 @@ export function parseHeader(buf, { maxWrappedKeys = DEFAULT_MAX_WRAPPED_KEYS } =
     fail('MalformedHeader', `frame length ${frameLength} outside [${MIN_FRAME_LENGTH}, ${MAX_FRAME_LENGTH}]`);
   }
   const messageId = Buffer.from(r.take(MESSAGE_ID_LENGTH, 'message id'));
+  if (version === VERSION_2) return parseV2(buf, r, { version, suite, frameLength, messageId, keyLimit });
 
   // L ≤ 65,535 is the u16 itself, so the only way to be wrong is for the bytes to be missing.
   const contextLength = r.u16('context length');
@@ -342,6 +411,97 @@ export function parseHeader(buf, { maxWrappedKeys = DEFAULT_MAX_WRAPPED_KEYS } =
   const commitment = Buffer.from(r.take(COMMITMENT_LENGTH, 'commitment'));
   const tag = Buffer.from(r.take(TAG_LENGTH, 'header tag'));
   return { version, suite, frameLength, messageId, context, wrappedKeys, commitment, tag, headerLength: r.pos };
+}
+
+// §12.1–12.3 steps 1–3: the preamble's slot size, both slots parsed on their own, the candidates in order.
+function parseV2(buf, r, fixed) {
+  const slotSize = r.u32('slot size');
+  if (slotSize < MIN_SLOT_SIZE || slotSize > MAX_SLOT_SIZE || slotSize % SLOT_SIZE_MULTIPLE !== 0) {
+    fail('MalformedHeader', `slot size ${slotSize} is not a multiple of ${SLOT_SIZE_MULTIPLE} in [${MIN_SLOT_SIZE}, ${MAX_SLOT_SIZE}]`);
+  }
+  const headerLength = PREAMBLE_LENGTH + 2 * slotSize;
+  if (buf.length < headerLength) fail('Truncated', `the file ends at ${buf.length}, inside the slot area (ends at ${headerLength})`);
+  const preamble = Buffer.from(buf.subarray(0, PREAMBLE_LENGTH));
+  const slots = [0, 1].map((index) => parseSlot(buf.subarray(PREAMBLE_LENGTH + index * slotSize, PREAMBLE_LENGTH + (index + 1) * slotSize), index, fixed.keyLimit));
+  if (!slots[0].parsed && !slots[1].parsed) throw slots[0].error;
+  const parsed = slots.filter((s) => s.parsed).sort((a, b) => (b.generation - a.generation) || (a.index - b.index));
+  if (parsed.length === 2 && parsed[0].bytes.equals(parsed[1].bytes)) parsed.pop();
+  const first = parsed[0];
+  return {
+    version: fixed.version, suite: fixed.suite, frameLength: fixed.frameLength, messageId: fixed.messageId, slotSize, preamble,
+    slots, candidates: parsed, headerLength,
+    // The first candidate's fields, for display; decrypt() reports the slot that verified.
+    generation: first.generation, context: first.context, wrappedKeys: first.wrappedKeys, commitment: first.commitment, tag: first.tag,
+  };
+}
+
+// One slot (§12.2). Running past the slot is MalformedHeader; any failure makes the slot damaged, not the file.
+function parseSlot(bytes, index, keyLimit) {
+  const raw = Buffer.from(bytes);
+  const rawGeneration = raw.readUInt32BE(0);
+  try {
+    const r = new Reader(raw, 0, raw.length, 'MalformedHeader');
+    const generation = r.u32('generation');
+    if (generation === 0) fail('MalformedHeader', `slot ${index}: generation 0`);
+    const headerNonce = Buffer.from(r.take(HEADER_NONCE_LENGTH, 'header nonce'));
+    const context = decodeContext(r.take(r.u16('context length'), 'encryption context'));
+    const count = r.u16('wrapped key count');
+    if (count === 0) fail('MalformedHeader', `slot ${index}: no wrapped keys`);
+    if (count > keyLimit) fail('LimitExceeded', `slot ${index}: ${count} wrapped keys; the limit is ${keyLimit}`);
+    const wrappedKeys = [];
+    for (let i = 0; i < count; i++) {
+      const wk = {};
+      for (const { name, min, max } of WRAPPED_KEY_FIELDS) wk[name] = readBoundedStr16(r, `slot ${index} wrapped key ${i + 1} ${name}`, min, max);
+      wrappedKeys.push(wk);
+    }
+    const commitmentAt = r.pos;
+    const commitment = Buffer.from(r.take(COMMITMENT_LENGTH, 'commitment'));
+    const tag = Buffer.from(r.take(TAG_LENGTH, 'header tag'));
+    const contentLength = r.pos;
+    for (let i = contentLength; i < raw.length; i++) {
+      if (raw[i] !== 0) fail('MalformedHeader', `slot ${index}: padding byte at ${i} is not zero`);
+    }
+    return {
+      index, parsed: true, rawGeneration, generation, headerNonce, context, wrappedKeys, commitment, tag, contentLength,
+      authenticated: raw.subarray(0, commitmentAt + COMMITMENT_LENGTH), bytes: raw,
+    };
+  } catch (e) {
+    if (!(e instanceof EkmsError)) throw e;
+    return { index, parsed: false, rawGeneration, error: e, bytes: raw };
+  }
+}
+
+function verifySlotTag(header, slot, fileKey) {
+  const aad = Buffer.concat([header.preamble, slot.authenticated]);
+  if (gcmDecrypt(fileKey, v2HeaderNonce(slot.headerNonce), aad, Buffer.alloc(0), slot.tag) === null) {
+    fail('HeaderTampered', `slot ${slot.index}: the header tag does not verify`);
+  }
+}
+
+// §12.3 step 4: the first candidate that unwraps, commits and verifies is the active slot.
+function authenticateV2(header, unwrap) {
+  let firstError = null;
+  for (const slot of header.candidates) {
+    let fileKey;
+    try {
+      fileKey = unwrapCommittedKey({ wrappedKeys: slot.wrappedKeys, context: slot.context, messageId: header.messageId, commitment: slot.commitment }, unwrap);
+      verifySlotTag(header, slot, fileKey);
+      return { fileKey, active: slot };
+    } catch (e) {
+      fileKey?.fill(0);
+      firstError ??= e;
+    }
+  }
+  throw firstError;
+}
+
+// What the other slot is, once the active one is known (§12.3, after step 6).
+function slotStates(header, active) {
+  return header.slots.map((s) => {
+    if (s === active || (s.parsed && s.bytes.equals(active.bytes))) return 'current';
+    if (s.parsed && s.generation < active.generation && s.commitment.equals(active.commitment)) return 'stale';
+    return 'damaged';
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -419,12 +579,62 @@ function decryptFrames(buf, header, fileKey) {
 export function decrypt(buf, { unwrap, requiredContext = {}, maxWrappedKeys } = {}) {
   if (typeof unwrap !== 'function') throw new TypeError('decrypt needs an unwrap function');
   const header = parseHeader(buf, { maxWrappedKeys });
+  if (header.version === VERSION_2) {
+    const { fileKey, active } = authenticateV2(header, unwrap);
+    try {
+      checkRequiredContext(active.context, requiredContext);
+      const plaintext = Buffer.concat(decryptFrames(buf, header, fileKey));
+      return {
+        plaintext, header: { ...header, generation: active.generation, context: active.context, wrappedKeys: active.wrappedKeys },
+        activeSlot: active.index, slotStates: slotStates(header, active),
+      };
+    } finally {
+      fileKey.fill(0);
+    }
+  }
   checkRequiredContext(header.context, requiredContext);
   const fileKey = unwrapCommittedKey(header, unwrap);
   try {
     verifyHeaderTag(buf, header, fileKey);
     // Plaintext is released only after every frame, the final one included, has verified (§7 step 8).
     return { plaintext: Buffer.concat(decryptFrames(buf, header, fileKey)), header };
+  } finally {
+    fileKey.fill(0);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Re-wrapping (§12.5), in memory: the new file as a complete update leaves it (both slots new). `wrappedKeys` is the
+// complete new list (entries kept, entries the caller wrapped anew). The body bytes are copied as they are.
+
+export function rewrap(buf, { unwrap, wrappedKeys, headerNonce = randomBytes(HEADER_NONCE_LENGTH) }) {
+  const header = parseHeader(buf, { maxWrappedKeys: MAX_WRAPPED_KEYS_FORMAT });
+  let fileKey;
+  let context;
+  let generation;
+  let { commitment } = header;
+  if (header.version === VERSION_2) {
+    const auth = authenticateV2(header, unwrap);
+    fileKey = auth.fileKey;
+    context = auth.active.context;
+    commitment = auth.active.commitment;
+    generation = Math.max(header.slots[0].rawGeneration, header.slots[1].rawGeneration) + 1; // §12.5 step 3
+    if (generation > 0xffffffff) fail('MalformedHeader', 'the generation cannot grow further');
+  } else {
+    fileKey = unwrapCommittedKey(header, unwrap);
+    verifyHeaderTag(buf, header, fileKey);
+    context = header.context;
+    generation = 1;
+  }
+  try {
+    const body = buf.subarray(header.headerLength);
+    const fields = { generation, headerNonce, context, wrappedKeys, commitment };
+    if (header.version === VERSION_2) {
+      const slot = sealSlot({ preamble: header.preamble, slotSize: header.slotSize, fileKey, ...fields });
+      if (slot !== null) return { file: Buffer.concat([header.preamble, slot, slot, body]), rewritten: false, generation };
+    }
+    const area = encodeV2Header({ frameLength: header.frameLength, messageId: header.messageId, fileKey, ...fields });
+    return { file: Buffer.concat([area, body]), rewritten: true, generation };
   } finally {
     fileKey.fill(0);
   }
@@ -438,6 +648,9 @@ function usage() {
     'usage: node ekms.mjs encrypt --key-hex <64 hex> --in <path> --out <path> [--frame-length N]',
     '                            [--context-json \'{...}\'] [--blob <ciphertextBlob> --key-id <id>]',
     '                            [--key-version-id <v>] [--region <r>] [--message-id-hex <64 hex>]',
+    '                            [--version 1|2 (default 2)] [--header-nonce-hex <16 hex> (v2)]',
+    '       node ekms.mjs rewrap --key-hex <64 hex> --in <path> --out <path> --wrapped-keys-json \'[{...}]\'',
+    '                            [--header-nonce-hex <16 hex>]   (prints {"rewritten":…,"generation":…})',
     '       node ekms.mjs decrypt --key-hex <64 hex> --in <path> --out <path> [--context-json \'{...}\' (required pairs)]',
     '       node ekms.mjs header --in <path>          (prints the parsed header as JSON)',
   ].join('\n');
@@ -477,7 +690,15 @@ function runCli(argv) {
   if (command === 'header') {
     const h = parseHeader(input);
     const hex = (b) => b.toString('hex');
-    process.stdout.write(JSON.stringify({ ...h, messageId: hex(h.messageId), commitment: hex(h.commitment), tag: hex(h.tag) }) + '\n');
+    const out = { ...h, messageId: hex(h.messageId), commitment: hex(h.commitment), tag: hex(h.tag) };
+    if (h.version === VERSION_2) {
+      delete out.preamble;
+      delete out.candidates;
+      out.slots = h.slots.map((s) => (s.parsed
+        ? { index: s.index, parsed: true, generation: s.generation, headerNonce: hex(s.headerNonce), contentLength: s.contentLength, keyIds: s.wrappedKeys.map((k) => k.keyId) }
+        : { index: s.index, parsed: false, error: s.error.code }));
+    }
+    process.stdout.write(JSON.stringify(out) + '\n');
     return;
   }
   if (!options.out) throw new Error(`--out is required\n${usage()}`);
@@ -490,6 +711,8 @@ function runCli(argv) {
       messageId: options['message-id-hex'] ? hexKey(options['message-id-hex'], '--message-id-hex') : undefined,
       frameLength: options['frame-length'] ? Number(options['frame-length']) : DEFAULT_FRAME_LENGTH,
       context,
+      version: options.version ? Number(options.version) : VERSION_2,
+      headerNonce: options['header-nonce-hex'] ? Buffer.from(options['header-nonce-hex'], 'hex') : undefined,
       wrappedKeys: [{
         providerId: 'aliyun-kms',
         keyId: options['key-id'] ?? 'node-interop-key',
@@ -500,8 +723,17 @@ function runCli(argv) {
     });
     writeAtomically(options.out, out);
   } else if (command === 'decrypt') {
-    const { plaintext } = decrypt(input, { unwrap: () => key, requiredContext: context });
+    const { plaintext, activeSlot, slotStates: states } = decrypt(input, { unwrap: () => key, requiredContext: context });
     writeAtomically(options.out, plaintext);
+    if (activeSlot !== undefined) process.stdout.write(JSON.stringify({ activeSlot, slotStates: states }) + '\n');
+  } else if (command === 'rewrap') {
+    const { file, rewritten, generation } = rewrap(input, {
+      unwrap: () => key,
+      wrappedKeys: JSON.parse(options['wrapped-keys-json'] ?? 'null'),
+      headerNonce: options['header-nonce-hex'] ? Buffer.from(options['header-nonce-hex'], 'hex') : undefined,
+    });
+    writeAtomically(options.out, file);
+    process.stdout.write(JSON.stringify({ rewritten, generation }) + '\n');
   } else {
     throw new Error(usage());
   }

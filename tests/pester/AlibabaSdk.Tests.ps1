@@ -241,3 +241,43 @@ Describe 'Interop with the independent Python implementation and real KMS blobs'
         (Get-FileHash -LiteralPath $out).Hash | Should -Be (Get-FileHash -LiteralPath $source).Hash
     }
 }
+
+Describe 'Encryption SDK messages under keys of two regions' {
+    BeforeAll {
+        # Two local servers, one per region; the connection's home is Hangzhou, Shanghai is mapped.
+        $script:Hangzhou = Start-TestKmsServer -Region cn-hangzhou -ArgumentList '--enable-control'
+        $script:Shanghai = Start-TestKmsServer -Region cn-shanghai -ArgumentList '--enable-control'
+        Connect-Kms -Endpoint $Hangzhou.Endpoint -Region cn-hangzhou -RegionEndpoint @{ 'cn-shanghai' = $Shanghai.Endpoint } -Credential (Get-TestCredential) -MaxAttempts 2
+        $script:KeyA = New-KmsKey -Description 'hangzhou sdk key'
+        $script:KeyB = New-KmsKey -Description 'shanghai sdk key' -Endpoint $Shanghai.Endpoint -Region cn-shanghai
+        function Get-Count($Server, [string] $Action) {
+            $op = (Invoke-KmsControl $Server 'stats').operations.$Action
+            if ($op) { [int] $op.success } else { 0 }
+        }
+    }
+
+    AfterAll {
+        Stop-TestKmsServer $Hangzhou
+        Stop-TestKmsServer $Shanghai
+    }
+
+    It 'records both ARNs, wraps each key at its region, and decrypts through the other region when one key is disabled' {
+        $source = New-Sample 'regions.bin' 20000
+        $hash = (Get-FileHash -LiteralPath $source).Hash
+        Protect-EnvelopeFile -LiteralPath $source -KeyId $KeyA.KeyId, $KeyB.Arn -Format AlibabaSdk
+        (Get-Count $Hangzhou DescribeKey), (Get-Count $Hangzhou GenerateDataKey), (Get-Count $Shanghai Encrypt) | Should -Be 1, 1, 1
+        $info = Get-EnvelopeFileInfo -LiteralPath "$source.ekms"
+        $info.KeyIds | Sort-Object | Should -Be (@($KeyA.Arn, $KeyB.Arn) | Sort-Object)
+        ($info.WrappedKeys | Sort-Object KeyId).Region | Should -Be 'cn-hangzhou', 'cn-shanghai' # taken from each ARN
+        Disable-KmsKey -KeyId $KeyA.KeyId
+        try {
+            $out = Join-Path $TestDrive 'regions.out'
+            $r = Unprotect-EnvelopeFile -LiteralPath "$source.ekms" -Destination $out -PassThru
+            $r.KeyId | Should -Be $KeyB.KeyId
+            $r.Region | Should -Be 'cn-shanghai'
+            (Get-FileHash -LiteralPath $out).Hash | Should -Be $hash
+            Get-Count $Shanghai Decrypt | Should -Be 1
+        }
+        finally { Enable-KmsKey -KeyId $KeyA.KeyId }
+    }
+}

@@ -36,6 +36,12 @@ Describe 'tools/Bench.ps1 -Short' {
                 $row[0].MedianSeconds | Should -BeGreaterThan 0
             }
         }
+        foreach ($size in '8 MiB', '1 MiB') {
+            $row = @($module | Where-Object { $_.Size -eq $size -and $_.Operation -eq 'update (-AddKeyId)' })
+            $row.Count | Should -Be 1 -Because "the module's $size Update-EnvelopeFileKey row"
+            $row[0].MedianSeconds | Should -BeGreaterThan 0
+        }
+        @($results.Goals | Where-Object Goal -Like 'Update-EnvelopeFileKey*').Count | Should -Be 1
         @($results.Rows | Where-Object Tool -EQ 'EnvelopeKms (KMS +50 ms latency)').Count | Should -Be 2
         $results.ImportConnectSeconds | Should -BeGreaterThan 0
         Get-Content -LiteralPath $ResultsMd -Raw | Should -Match '\| EnvelopeKms \| 8 MiB \| encrypt \|'

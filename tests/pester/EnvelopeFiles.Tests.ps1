@@ -322,7 +322,11 @@ Describe 'Get-EnvelopeFileInfo and Test-EnvelopeFile' {
         $files | Test-EnvelopeFile | Should -Be (@($true) * $files.Count)
         (Get-ChildItem $Root -Recurse -Force).Count | Should -Be $before
         $bad = Join-Path $Root 'sub dir/nested.bin.ekms'
-        $bytes = [IO.File]::ReadAllBytes($bad); $bytes[100] = $bytes[100] -bxor 4; [IO.File]::WriteAllBytes($bad, $bytes)
+        # The same header byte in both v2 header slots (one damaged slot alone would fall back to the other).
+        $slot = (Get-EnvelopeFileInfo -LiteralPath $bad).SlotSize
+        $bytes = [IO.File]::ReadAllBytes($bad)
+        foreach ($at in 100, (100 + $slot)) { $bytes[$at] = $bytes[$at] -bxor 4 }
+        [IO.File]::WriteAllBytes($bad, $bytes)
         Test-EnvelopeFile -LiteralPath $bad | Should -BeFalse
         Test-EnvelopeFile -LiteralPath (Join-Path $Root 'plain.txt.ekms') -EncryptionContext @{ team = 'dev' } | Should -BeFalse
     }

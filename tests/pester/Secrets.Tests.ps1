@@ -101,6 +101,10 @@ Describe 'Secrets never appear in output, transcripts or errors' {
             Get-ChildItem $Work -Filter *.ekms | Get-EnvelopeFileInfo -Verbose -Debug | Format-List * -Force
             Get-ChildItem $Work -Filter *.ekms | Test-EnvelopeFile -Verbose -Debug
             Get-ChildItem $Work -Filter *.ekms | Unprotect-EnvelopeFile -Destination (New-Item -ItemType Directory (Join-Path $Work 'out')).FullName -PassThru -Verbose -Debug | Format-List * -Force
+            # Re-wrapping unwraps and wraps the same data keys (Decrypt, then Encrypt under a second key).
+            $key2 = New-KmsKey -Description 'secrets test, second key'
+            Get-ChildItem $Work -Filter *.ekms | Update-EnvelopeFileKey -AddKeyId $key2.KeyId -PassThru -Verbose -Debug | Format-List * -Force
+            Get-ChildItem $Work -Filter *.ekms | Update-EnvelopeFileKey -KeyId $key2.KeyId -PassThru -Verbose -Debug | ConvertTo-Json -Depth 4
 
             # Failures, some after the data key was unwrapped.
             Invoke-Failing { Unprotect-EnvelopeFile -LiteralPath "$($files[0]).ekms" -EncryptionContext @{ purpose = 'other' } -Force -Verbose -Debug }
@@ -108,7 +112,8 @@ Describe 'Secrets never appear in output, transcripts or errors' {
             [IO.File]::WriteAllBytes((Join-Path $Work 'frame-tampered.ekms'), $bytes)
             Invoke-Failing { Unprotect-EnvelopeFile -LiteralPath (Join-Path $Work 'frame-tampered.ekms') -Verbose -Debug }
             $bytes = [IO.File]::ReadAllBytes("$($files[2]).ekms")
-            $at = [Text.Encoding]::ASCII.GetString($bytes).IndexOf('secrets'); $bytes[$at] = [byte][char]'S'
+            $text = [Text.Encoding]::ASCII.GetString($bytes)
+            for ($at = $text.IndexOf('secrets'); $at -ge 0; $at = $text.IndexOf('secrets', $at + 1)) { $bytes[$at] = [byte][char]'S' } # both v2 header slots
             [IO.File]::WriteAllBytes((Join-Path $Work 'context-tampered.ekms'), $bytes) # KMS refuses: the context differs
             Invoke-Failing { Unprotect-EnvelopeFile -LiteralPath (Join-Path $Work 'context-tampered.ekms') -Verbose -Debug }
             Invoke-Failing { Unprotect-EnvelopeFile -LiteralPath "$($files[0]).ekms" -AllowedKeyId 'key-not-allowed' -Force -Verbose -Debug }

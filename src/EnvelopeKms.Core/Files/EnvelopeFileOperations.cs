@@ -177,14 +177,11 @@ public static class EnvelopeFileOperations
     }
 
     /// <summary>
-    /// Replaces <paramref name="path"/> with what <paramref name="write"/> produces, through a temp file renamed over
-    /// it on success (Convert-EnvelopeFile in place). The file keeps its permissions; on failure it is untouched.
+    /// Replaces <paramref name="path"/> with what <paramref name="write"/> produces: a temp file beside it, flushed to
+    /// disk, renamed over it only when complete; the file's permissions are kept. (Update-EnvelopeFileKey's full rewrite.)
     /// </summary>
     internal static Task<long> ReplaceFileAtomicallyAsync(string path, Func<FileStream, Task> write, CancellationToken cancellationToken)
-    {
-        path = Path.GetFullPath(path);
-        return WriteAtomicallyAsync(path, path, overwrite: true, write, cancellationToken);
-    }
+        => WriteAtomicallyAsync(path, path, overwrite: true, write, cancellationToken);
 
     private static async Task<long> WriteAtomicallyAsync(string source, string destination, bool overwrite, Func<FileStream, Task> write, CancellationToken cancellationToken)
     {

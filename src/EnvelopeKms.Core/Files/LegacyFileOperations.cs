@@ -9,7 +9,7 @@ namespace EnvelopeKms.Files;
 public enum EnvelopeFileFormat
 {
     Unknown,
-    /// <summary>EKMS v1 (docs/format.md).</summary>
+    /// <summary>EKMS, version 1 or 2 (docs/format.md).</summary>
     Ekms,
     /// <summary>The KMS documentation sample's four base64 lines with AES-EAX.</summary>
     Legacy,

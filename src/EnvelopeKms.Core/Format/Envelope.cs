@@ -14,6 +14,12 @@ public sealed record EnvelopeEncryptOptions
 
     /// <summary>Threads that run AES within one file.</summary>
     public int Parallelism { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>The format version written: 2 (the default) or 1 (kept for tests and vectors; v1 headers cannot be updated in place).</summary>
+    public byte FormatVersion { get; init; } = EnvelopeFormat.DefaultVersion;
+
+    /// <summary>Known-answer tests only: a fixed v2 header nonce instead of a random one.</summary>
+    internal byte[]? FixedHeaderNonce { get; init; }
 }
 
 /// <summary>Options for reading an EKMS file.</summary>
@@ -29,11 +35,17 @@ public sealed record EnvelopeDecryptOptions
     public int Parallelism { get; init; } = Environment.ProcessorCount;
 }
 
-/// <summary>What a decryption found out about the file.</summary>
-public sealed record EnvelopeDecryptResult(EnvelopeHeader Header, string? KeyId, WrappedDataKey? UnwrappedFrom, long PlaintextLength);
+/// <summary>
+/// What a decryption found out about the file. For v2, <see cref="EnvelopeHeader.ActiveSlot"/> is the slot used and
+/// <see cref="SlotProblem"/> says when the other slot was damaged or stale.
+/// </summary>
+public sealed record EnvelopeDecryptResult(EnvelopeHeader Header, string? KeyId, WrappedDataKey? UnwrappedFrom, long PlaintextLength)
+{
+    public string? SlotProblem => Header.DescribeSlotProblem();
+}
 
 /// <summary>
-/// Stream-to-stream encryption and decryption in the EKMS v1 format. Streams are read and written sequentially,
+/// Stream-to-stream encryption and decryption in the EKMS formats (v2 written by default, v1 and v2 read). Streams are read and written sequentially,
 /// in constant memory. The decrypting stream API writes only authenticated frames, but a later frame may still
 /// fail: use <see cref="Files.EnvelopeFileOperations"/> to get all-or-nothing output files.
 /// </summary>
@@ -56,7 +68,7 @@ public static class Envelope
         byte[] fileKey = SecretBuffers.Track(GC.AllocateArray<byte>(FrameCipher.KeySize, pinned: true));
         try
         {
-            var header = EnvelopeHeader.Create(dataKey, context, options.FrameLength, messageId, fileKey);
+            var header = EnvelopeHeader.Create(dataKey, context, options.FrameLength, messageId, fileKey, options.FormatVersion, options.FixedHeaderNonce);
             await output.WriteAsync(header.Bytes.ToArray(), cancellationToken).ConfigureAwait(false);
             long? length = input.CanSeek ? input.Length - input.Position : null;
             using var processor = new FrameProcessor(encrypt: true, fileKey, header.MessageId, options.FrameLength, length, options.Parallelism);
@@ -86,25 +98,104 @@ public static class Envelope
     /// <summary>
     /// Asks the key provider for the data key (with the header's context) and checks it against the key commitment
     /// and the header tag. If an entry unwraps to a key that does not commit (a substituted entry), the remaining
-    /// entries are tried, so a hostile entry cannot stop an honest one from decrypting the file.
+    /// entries are tried, so a hostile entry cannot stop an honest one from decrypting the file. For v2 the slots
+    /// are tried in descending generation (docs/format.md §12.3): the first that authenticates wins, so a slot
+    /// torn by a crash falls back to the other one.
     /// </summary>
     public static async Task<DataKey> UnwrapAsync(EnvelopeHeader header, IDataKeyProvider keyProvider, CancellationToken cancellationToken = default)
     {
-        var remaining = header.WrappedKeys.ToList();
+        if (header.Version != EnvelopeFormat.Version2)
+            return await UnwrapEntriesAsync(header.WrappedKeys, header.EncryptionContext, keyProvider, (key, fileKey) => header.Authenticate(key, fileKey), cancellationToken).ConfigureAwait(false);
+
+        Exception? first = null;
+        DataKey? held = null; // a key that passed a newer slot's commitment but not its tag
+        try
+        {
+            foreach (var slot in header.Candidates)
+            {
+                byte[] fileKey = SecretBuffers.Track(GC.AllocateArray<byte>(FrameCipher.KeySize, pinned: true));
+                try
+                {
+                    if (held is not null && held.UnwrappedFrom is { } used && slot.WrappedKeys.Contains(used))
+                    {
+                        // Same entry, so the same data key: no second KMS call for the older slot.
+                        header.AuthenticateSlot(slot, held, fileKey);
+                        header.Activate(slot);
+                        var result = held;
+                        held = null;
+                        return result;
+                    }
+                    var key = await UnwrapEntriesAsync(slot.WrappedKeys, slot.EncryptionContext!, keyProvider,
+                        (k, fk) => header.AuthenticateSlot(slot, k, fk), cancellationToken, tagFailureKeepsKey: true).ConfigureAwait(false);
+                    if (key.Tampered is { } tampered)
+                    {
+                        EnvelopeHeader.MarkDamaged(slot, tampered);
+                        first ??= tampered;
+                        held?.Dispose();
+                        held = key.Key;
+                        continue;
+                    }
+                    header.Activate(slot);
+                    return key.Key;
+                }
+                catch (EnvelopeException e) when (e.Error == EnvelopeError.HeaderTampered)
+                {
+                    EnvelopeHeader.MarkDamaged(slot, e);
+                    first ??= e;
+                }
+                catch (Exception e) when (e is EnvelopeException || e is KeyProviderException { Error: KeyProviderError.NoMatchingKey or KeyProviderError.Refused or KeyProviderError.InvalidDataKey })
+                {
+                    // This slot's entries do not unwrap to the file's key for this caller; an older slot may still.
+                    first ??= e;
+                }
+                finally
+                {
+                    CryptographicOperations.ZeroMemory(fileKey);
+                }
+            }
+            throw first ?? new EnvelopeException(EnvelopeError.MalformedHeader, "The header has no usable slot.");
+        }
+        finally
+        {
+            held?.Dispose();
+        }
+    }
+
+    private static async Task<DataKey> UnwrapEntriesAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, IDataKeyProvider keyProvider,
+        AuthenticateAction authenticate, CancellationToken cancellationToken)
+        => (await UnwrapEntriesAsync(entries, context, keyProvider, authenticate, cancellationToken, tagFailureKeepsKey: false).ConfigureAwait(false)).Key;
+
+    private delegate void AuthenticateAction(DataKey key, Span<byte> fileKey);
+
+    private readonly record struct Unwrapped(DataKey Key, EnvelopeException? Tampered);
+
+    /// <summary>
+    /// Unwraps the first entry that yields a committing key and authenticates with it. With
+    /// <paramref name="tagFailureKeepsKey"/>, a committing key whose tag fails is returned with the failure
+    /// (the caller may try it on another slot) instead of being wiped.
+    /// </summary>
+    private static async Task<Unwrapped> UnwrapEntriesAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, IDataKeyProvider keyProvider,
+        AuthenticateAction authenticate, CancellationToken cancellationToken, bool tagFailureKeepsKey)
+    {
+        var remaining = entries.ToList();
         byte[] fileKey = SecretBuffers.Track(GC.AllocateArray<byte>(FrameCipher.KeySize, pinned: true));
         try
         {
             while (true)
             {
-                var dataKey = await keyProvider.DecryptDataKeyAsync(remaining, header.EncryptionContext, cancellationToken).ConfigureAwait(false);
+                var dataKey = await keyProvider.DecryptDataKeyAsync(remaining, context, cancellationToken).ConfigureAwait(false);
                 try
                 {
-                    header.Authenticate(dataKey, fileKey);
-                    return dataKey;
+                    authenticate(dataKey, fileKey);
+                    return new Unwrapped(dataKey, null);
                 }
                 catch (EnvelopeException e) when (e.Error == EnvelopeError.KeyCommitmentMismatch && dataKey.UnwrappedFrom is { } used && remaining.Count > 1 && remaining.Remove(used))
                 {
                     dataKey.Dispose();
+                }
+                catch (EnvelopeException e) when (tagFailureKeepsKey && e.Error == EnvelopeError.HeaderTampered)
+                {
+                    return new Unwrapped(dataKey, e);
                 }
                 catch
                 {
@@ -120,8 +211,14 @@ public static class Envelope
     }
 
     /// <summary>Throws <see cref="EnvelopeError.ContextMismatch"/> unless every required pair is in the header.</summary>
+    /// <remarks>
+    /// For a v2 header not yet authenticated, it is enough that one candidate slot has the pairs (the check is
+    /// repeated on the active slot once it is known, in <see cref="DecryptBodyAsync"/>).
+    /// </remarks>
     public static void CheckRequiredContext(EnvelopeHeader header, EncryptionContext required)
     {
+        if (header.Version == EnvelopeFormat.Version2 && header.ActiveSlot is null
+            && header.Candidates.Any(c => c.EncryptionContext!.Contains(required, out _))) return;
         if (!header.EncryptionContext.Contains(required, out var missing))
         {
             throw new EnvelopeException(EnvelopeError.ContextMismatch,
@@ -140,6 +237,7 @@ public static class Envelope
         try
         {
             header.Authenticate(dataKey, fileKey);
+            CheckRequiredContext(header, options.RequiredContext);
             long? length = input.CanSeek ? input.Length - input.Position : null;
             using var processor = new FrameProcessor(encrypt: false, fileKey, header.MessageId, header.FrameLength, length, options.Parallelism);
             long plaintext = await processor.RunAsync(input, output, progress, cancellationToken).ConfigureAwait(false);

@@ -1,6 +1,6 @@
 namespace EnvelopeKms.Format;
 
-/// <summary>Constants of the EKMS v1 format (docs/format.md).</summary>
+/// <summary>Constants of the EKMS v1 and v2 formats (docs/format.md).</summary>
 public static class EnvelopeFormat
 {
     /// <summary>
@@ -14,6 +14,12 @@ public static class EnvelopeFormat
 
     public const byte Version1 = 0x01;
 
+    /// <summary>Version 2: the v1 key schedule and body behind a fixed-size, double-slot header (docs/format.md §12).</summary>
+    public const byte Version2 = 0x02;
+
+    /// <summary>The version Protect-EnvelopeFile writes.</summary>
+    public const byte DefaultVersion = Version2;
+
     /// <summary>AES-256-GCM, HKDF-SHA-512 per-file key, 32-byte key commitment, no signature.</summary>
     public const ushort SuiteAes256GcmHkdfSha512Commit = 0x0001;
 
@@ -26,6 +32,20 @@ public static class EnvelopeFormat
 
     /// <summary>Bytes before the encryption context: magic, version, suite, reserved, frame length, message id.</summary>
     public const int FixedPrefixSize = 8 + 1 + 2 + 1 + 4 + MessageIdSize;
+
+    /// <summary>v2: the fixed prefix plus the u32 slot size.</summary>
+    public const int PreambleSize = FixedPrefixSize + 4;
+
+    /// <summary>v2 slot size bounds and granularity (docs/format.md §12.1).</summary>
+    public const int MinSlotSize = 1024;
+    public const int MaxSlotSize = 256 * 1024;
+    public const int SlotSizeGranularity = 512;
+
+    /// <summary>v2: bytes of a slot before the encryption context: generation (4), header nonce (8).</summary>
+    public const int SlotFixedPrefixSize = 4 + HeaderNonceSize;
+
+    /// <summary>v2: the random part of a slot's header-tag nonce, stored in the slot.</summary>
+    public const int HeaderNonceSize = 8;
 
     public const int MinFrameLength = 4096;
     public const int MaxFrameLength = 16 * 1024 * 1024;

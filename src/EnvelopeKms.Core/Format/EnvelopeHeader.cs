@@ -19,79 +19,122 @@ public sealed record EnvelopeReadLimits
 }
 
 /// <summary>
-/// An EKMS v1 header (docs/format.md §3). Parsed headers are unauthenticated until a data key verifies the
-/// commitment and the tag; <see cref="Authenticate"/> does both.
+/// An EKMS header (docs/format.md §3 for v1, §12 for v2). Parsed headers are unauthenticated until a data key
+/// verifies the commitment and a tag; <see cref="Authenticate"/> does both. A v2 header holds two slots; until it
+/// is authenticated, <see cref="EncryptionContext"/> and <see cref="WrappedKeys"/> are those of the first
+/// candidate slot, afterwards those of the slot that verified (<see cref="ActiveSlot"/>).
 /// </summary>
-public sealed class EnvelopeHeader
+public sealed partial class EnvelopeHeader
 {
     private static readonly UTF8Encoding StrictUtf8 = new(false, true);
     private readonly byte[] _bytes;
+    private readonly EncryptionContext? _context;
+    private readonly IReadOnlyList<WrappedDataKey>? _wrappedKeys;
 
     private EnvelopeHeader(byte[] bytes, ushort suiteId, int frameLength, EncryptionContext context, IReadOnlyList<WrappedDataKey> wrappedKeys)
     {
         _bytes = bytes;
+        Version = EnvelopeFormat.Version1;
         SuiteId = suiteId;
         FrameLength = frameLength;
-        EncryptionContext = context;
-        WrappedKeys = wrappedKeys;
+        _context = context;
+        _wrappedKeys = wrappedKeys;
     }
 
-    public byte Version => EnvelopeFormat.Version1;
+    /// <summary>The format version: 1 or 2.</summary>
+    public byte Version { get; }
     public ushort SuiteId { get; }
     public int FrameLength { get; }
-    public EncryptionContext EncryptionContext { get; }
-    public IReadOnlyList<WrappedDataKey> WrappedKeys { get; }
+    public EncryptionContext EncryptionContext => _context ?? CurrentSlot.EncryptionContext!;
+    public IReadOnlyList<WrappedDataKey> WrappedKeys => _wrappedKeys ?? CurrentSlot.WrappedKeys;
 
-    /// <summary>Total header length in bytes, tag included: the body starts here.</summary>
+    /// <summary>Total header length in bytes (v2: preamble and both slots): the body starts here.</summary>
     public int Length => _bytes.Length;
 
     public ReadOnlySpan<byte> MessageId => _bytes.AsSpan(16, EnvelopeFormat.MessageIdSize);
-    internal ReadOnlySpan<byte> Commitment => _bytes.AsSpan(_bytes.Length - EnvelopeFormat.TagSize - EnvelopeFormat.CommitmentSize, EnvelopeFormat.CommitmentSize);
-    internal ReadOnlySpan<byte> Tag => _bytes.AsSpan(_bytes.Length - EnvelopeFormat.TagSize);
 
-    /// <summary>The bytes the header tag authenticates: everything from the magic through the commitment.</summary>
-    internal ReadOnlySpan<byte> AuthenticatedBytes => _bytes.AsSpan(0, _bytes.Length - EnvelopeFormat.TagSize);
-
-    /// <summary>The serialized header.</summary>
+    /// <summary>The serialized header (v2: the preamble and both slots as read or written).</summary>
     public ReadOnlySpan<byte> Bytes => _bytes;
 
     /// <summary>Plaintext length of a file whose total length is <paramref name="fileLength"/>, or null if no valid file has that length.</summary>
     public long? GetPlaintextLength(long fileLength) => FrameLayout.PlaintextLength(fileLength - Length, FrameLength);
 
+    // v1 only: the commitment and the tag sit at the end of the header.
+    private ReadOnlySpan<byte> V1Commitment => _bytes.AsSpan(_bytes.Length - EnvelopeFormat.TagSize - EnvelopeFormat.CommitmentSize, EnvelopeFormat.CommitmentSize);
+    private ReadOnlySpan<byte> V1Tag => _bytes.AsSpan(_bytes.Length - EnvelopeFormat.TagSize);
+    private ReadOnlySpan<byte> V1AuthenticatedBytes => _bytes.AsSpan(0, _bytes.Length - EnvelopeFormat.TagSize);
+
     /// <summary>
     /// Builds and seals a header: derives the file key (returned in <paramref name="fileKey"/>, which the caller wipes),
-    /// writes the commitment and the header tag.
+    /// writes the commitment and the header tag. Version 2 gets both slots, identical, with generation 1.
     /// </summary>
-    internal static EnvelopeHeader Create(DataKey dataKey, EncryptionContext context, int frameLength, ReadOnlySpan<byte> messageId, Span<byte> fileKey)
+    internal static EnvelopeHeader Create(DataKey dataKey, EncryptionContext context, int frameLength, ReadOnlySpan<byte> messageId, Span<byte> fileKey,
+        byte version = EnvelopeFormat.DefaultVersion, ReadOnlySpan<byte> headerNonce = default)
     {
         if (frameLength < EnvelopeFormat.MinFrameLength || frameLength > EnvelopeFormat.MaxFrameLength)
             throw new ArgumentOutOfRangeException(nameof(frameLength), $"Frame length must be between {EnvelopeFormat.MinFrameLength} and {EnvelopeFormat.MaxFrameLength}.");
         RequireSuiteKeyLength(dataKey);
         var keys = dataKey.WrappedKeys;
-        if (keys.Count < 1 || keys.Count > EnvelopeFormat.MaxWrappedKeysHardLimit)
-            throw new ArgumentException($"A file carries 1 to {EnvelopeFormat.MaxWrappedKeysHardLimit} wrapped data keys; got {keys.Count}.");
+        CheckWrappedKeys(keys);
+        if (version == EnvelopeFormat.Version2)
+            return CreateV2(dataKey, context, frameLength, messageId, fileKey, headerNonce);
+        if (version != EnvelopeFormat.Version1)
+            throw new ArgumentOutOfRangeException(nameof(version), "EnvelopeKms writes format versions 1 and 2.");
 
-        int ecLength = context.GetEncodedLength();
-        int length = EnvelopeFormat.FixedPrefixSize + 2 + ecLength + 2;
-        foreach (var key in keys)
-        {
-            length += 10 + CheckedLength(key.ProviderId, EnvelopeFormat.MaxProviderIdLength, "provider id", allowEmpty: false)
-                + CheckedLength(key.KeyId, EnvelopeFormat.MaxKeyIdLength, "key id", allowEmpty: false)
-                + CheckedLength(key.KeyVersionId, EnvelopeFormat.MaxKeyVersionLength, "key version id", allowEmpty: true)
-                + CheckedLength(key.Region, EnvelopeFormat.MaxRegionLength, "region", allowEmpty: true)
-                + CheckedLength(key.CiphertextBlob, EnvelopeFormat.MaxCiphertextBlobLength, "ciphertext blob", allowEmpty: false);
-        }
-        length += EnvelopeFormat.CommitmentSize + EnvelopeFormat.TagSize;
-
+        int length = EnvelopeFormat.FixedPrefixSize + KeyListLength(context, keys) + EnvelopeFormat.CommitmentSize + EnvelopeFormat.TagSize;
         var bytes = new byte[length];
         var span = bytes.AsSpan();
+        WriteFixedPrefix(span, EnvelopeFormat.Version1, frameLength, messageId);
+        int offset = EnvelopeFormat.FixedPrefixSize;
+        offset += WriteKeyList(span[offset..], context, keys);
+        KeySchedule.Derive(dataKey.Plaintext, messageId, EnvelopeFormat.SuiteAes256GcmHkdfSha512Commit, fileKey, span.Slice(offset, EnvelopeFormat.CommitmentSize));
+        offset += EnvelopeFormat.CommitmentSize;
+        using (var cipher = FrameCipher.Create(fileKey))
+        {
+            cipher.Encrypt(V1HeaderNonce, ReadOnlySpan<byte>.Empty, Span<byte>.Empty, span.Slice(offset, EnvelopeFormat.TagSize), span[..offset]);
+        }
+        return new EnvelopeHeader(bytes, EnvelopeFormat.SuiteAes256GcmHkdfSha512Commit, frameLength, context, keys);
+    }
+
+    /// <summary>Nonce 0 is the v1 header tag's; frames use 1..2^32.</summary>
+    private static ReadOnlySpan<byte> V1HeaderNonce => new byte[FrameCipher.NonceSize];
+
+    internal static void CheckWrappedKeys(IReadOnlyList<WrappedDataKey> keys)
+    {
+        if (keys.Count < 1 || keys.Count > EnvelopeFormat.MaxWrappedKeysHardLimit)
+            throw new ArgumentException($"A file carries 1 to {EnvelopeFormat.MaxWrappedKeysHardLimit} wrapped data keys; got {keys.Count}.");
+        foreach (var key in keys) EntryLength(key);
+    }
+
+    private static void WriteFixedPrefix(Span<byte> span, byte version, int frameLength, ReadOnlySpan<byte> messageId)
+    {
         EnvelopeFormat.Magic.CopyTo(span);
-        span[8] = EnvelopeFormat.Version1;
+        span[8] = version;
         BinaryPrimitives.WriteUInt16BigEndian(span[9..], EnvelopeFormat.SuiteAes256GcmHkdfSha512Commit);
         span[11] = 0;
         BinaryPrimitives.WriteUInt32BigEndian(span[12..], (uint)frameLength);
         messageId.CopyTo(span[16..48]);
-        int offset = EnvelopeFormat.FixedPrefixSize;
+    }
+
+    /// <summary>Bytes of <c>u16 L || context || u16 n || entries</c> (the same in v1 and in a v2 slot).</summary>
+    internal static int KeyListLength(EncryptionContext context, IReadOnlyList<WrappedDataKey> keys)
+    {
+        int length = 2 + context.GetEncodedLength() + 2;
+        foreach (var key in keys) length += EntryLength(key);
+        return length;
+    }
+
+    private static int EntryLength(WrappedDataKey key)
+        => 10 + CheckedLength(key.ProviderId, EnvelopeFormat.MaxProviderIdLength, "provider id", allowEmpty: false)
+            + CheckedLength(key.KeyId, EnvelopeFormat.MaxKeyIdLength, "key id", allowEmpty: false)
+            + CheckedLength(key.KeyVersionId, EnvelopeFormat.MaxKeyVersionLength, "key version id", allowEmpty: true)
+            + CheckedLength(key.Region, EnvelopeFormat.MaxRegionLength, "region", allowEmpty: true)
+            + CheckedLength(key.CiphertextBlob, EnvelopeFormat.MaxCiphertextBlobLength, "ciphertext blob", allowEmpty: false);
+
+    private static int WriteKeyList(Span<byte> span, EncryptionContext context, IReadOnlyList<WrappedDataKey> keys)
+    {
+        int ecLength = context.GetEncodedLength();
+        int offset = 0;
         BinaryPrimitives.WriteUInt16BigEndian(span[offset..], (ushort)ecLength);
         offset += 2;
         context.Encode(span.Slice(offset, ecLength));
@@ -106,17 +149,8 @@ public sealed class EnvelopeHeader
             offset += WriteString(span[offset..], key.Region);
             offset += WriteString(span[offset..], key.CiphertextBlob);
         }
-        KeySchedule.Derive(dataKey.Plaintext, messageId, EnvelopeFormat.SuiteAes256GcmHkdfSha512Commit, fileKey, span.Slice(offset, EnvelopeFormat.CommitmentSize));
-        offset += EnvelopeFormat.CommitmentSize;
-        using (var cipher = FrameCipher.Create(fileKey))
-        {
-            cipher.Encrypt(HeaderNonce, ReadOnlySpan<byte>.Empty, Span<byte>.Empty, span.Slice(offset, EnvelopeFormat.TagSize), span[..offset]);
-        }
-        return new EnvelopeHeader(bytes, EnvelopeFormat.SuiteAes256GcmHkdfSha512Commit, frameLength, context, keys);
+        return offset;
     }
-
-    /// <summary>Nonce 0 is the header tag's; frames use 1..2^32.</summary>
-    private static ReadOnlySpan<byte> HeaderNonce => new byte[FrameCipher.NonceSize];
 
     private static int CheckedLength(string value, int max, string what, bool allowEmpty)
     {
@@ -136,26 +170,42 @@ public sealed class EnvelopeHeader
 
     /// <summary>
     /// Verifies the commitment (constant time) and the header tag with a candidate data key and derives the file key
-    /// into <paramref name="fileKey"/> (wiped on failure; the caller wipes it on success).
+    /// into <paramref name="fileKey"/> (wiped on failure; the caller wipes it on success). For v2, once a slot has
+    /// verified only that slot is checked again; before, the candidates are tried in order and the first that
+    /// verifies becomes <see cref="ActiveSlot"/>.
     /// </summary>
     internal void Authenticate(DataKey dataKey, Span<byte> fileKey)
     {
         RequireSuiteKeyLength(dataKey);
+        if (Version == EnvelopeFormat.Version2)
+        {
+            AuthenticateV2(dataKey, fileKey);
+            return;
+        }
+        DeriveAndCheckCommitment(dataKey, V1Commitment, fileKey);
+        using var cipher = FrameCipher.Create(fileKey);
+        if (!cipher.TryDecrypt(V1HeaderNonce, ReadOnlySpan<byte>.Empty, V1Tag, Span<byte>.Empty, V1AuthenticatedBytes))
+        {
+            CryptographicOperations.ZeroMemory(fileKey);
+            throw HeaderTampered();
+        }
+    }
+
+    private static EnvelopeException HeaderTampered()
+        => new(EnvelopeError.HeaderTampered, "The file header failed authentication: it was modified after encryption.");
+
+    /// <summary>Derives the file key and checks the commitment in constant time (the file key is wiped on a mismatch).</summary>
+    private void DeriveAndCheckCommitment(DataKey dataKey, ReadOnlySpan<byte> expected, Span<byte> fileKey)
+    {
         Span<byte> commitment = stackalloc byte[EnvelopeFormat.CommitmentSize];
         KeySchedule.Derive(dataKey.Plaintext, MessageId, SuiteId, fileKey, commitment);
-        bool committed = CryptographicOperations.FixedTimeEquals(commitment, Commitment);
+        bool committed = CryptographicOperations.FixedTimeEquals(commitment, expected);
         CryptographicOperations.ZeroMemory(commitment);
         if (!committed)
         {
             CryptographicOperations.ZeroMemory(fileKey);
             throw new EnvelopeException(EnvelopeError.KeyCommitmentMismatch,
                 "The data key does not match this file's key commitment: the file was encrypted with another key, or its wrapped key was replaced.");
-        }
-        using var cipher = FrameCipher.Create(fileKey);
-        if (!cipher.TryDecrypt(HeaderNonce, ReadOnlySpan<byte>.Empty, Tag, Span<byte>.Empty, AuthenticatedBytes))
-        {
-            CryptographicOperations.ZeroMemory(fileKey);
-            throw new EnvelopeException(EnvelopeError.HeaderTampered, "The file header failed authentication: it was modified after encryption.");
         }
     }
 
@@ -176,8 +226,8 @@ public sealed class EnvelopeHeader
         CheckMagic(prefix.Span);
         var fixedPart = prefix.Span;
         byte version = fixedPart[8];
-        if (version != EnvelopeFormat.Version1)
-            throw new EnvelopeException(EnvelopeError.UnsupportedVersion, $"EKMS format version {version} is not supported by this version of EnvelopeKms (it reads version 1).");
+        if (version != EnvelopeFormat.Version1 && version != EnvelopeFormat.Version2)
+            throw new EnvelopeException(EnvelopeError.UnsupportedVersion, $"EKMS format version {version} is not supported by this version of EnvelopeKms (it reads versions 1 and 2).");
         ushort suite = BinaryPrimitives.ReadUInt16BigEndian(fixedPart[9..]);
         if (suite != EnvelopeFormat.SuiteAes256GcmHkdfSha512Commit)
             throw new EnvelopeException(EnvelopeError.UnsupportedSuite, $"Algorithm suite 0x{suite:X4} is not supported (this version knows suite 0x0001).");
@@ -188,6 +238,8 @@ public sealed class EnvelopeHeader
             throw new EnvelopeException(EnvelopeError.MalformedHeader, $"The header's frame length {frameLength} is outside {EnvelopeFormat.MinFrameLength}..{EnvelopeFormat.MaxFrameLength}.");
         if (frameLength > limits.MaxFrameLength)
             throw new EnvelopeException(EnvelopeError.LimitExceeded, $"The header's frame length {frameLength} exceeds the configured limit of {limits.MaxFrameLength}.");
+        if (version == EnvelopeFormat.Version2)
+            return await ReadV2Async(reader, suite, (int)frameLength, limits).ConfigureAwait(false);
 
         int ecLength = BinaryPrimitives.ReadUInt16BigEndian((await reader.ReadAsync(2).ConfigureAwait(false)).Span);
         var ecBytes = await reader.ReadAsync(ecLength).ConfigureAwait(false);
@@ -243,7 +295,7 @@ public sealed class EnvelopeHeader
     }
 
     /// <summary>Reads header fields from a stream, keeping every byte for the tag and never reading past the header.</summary>
-    private sealed class HeaderReader(Stream input, CancellationToken cancellationToken)
+    internal sealed class HeaderReader(Stream input, CancellationToken cancellationToken)
     {
         private byte[] _buffer = new byte[256];
         private int _length;
@@ -284,5 +336,23 @@ public sealed class EnvelopeHeader
         }
 
         public byte[] ToArray() => _buffer.AsSpan(0, _length).ToArray();
+
+        /// <summary>
+        /// Returns the bytes read so far followed by exactly <paramref name="count"/> more from the stream, in one
+        /// array of the final size (v2 reads its fixed-size slot area this way: no growing buffer, no extra copy).
+        /// </summary>
+        public async ValueTask<byte[]> ReadRestIntoArrayAsync(int count)
+        {
+            var result = new byte[_length + count];
+            _buffer.AsSpan(0, _length).CopyTo(result);
+            int read = 0;
+            while (read < count)
+            {
+                int n = await input.ReadAsync(result.AsMemory(_length + read, count - read), cancellationToken).ConfigureAwait(false);
+                if (n == 0) throw new EnvelopeException(EnvelopeError.Truncated, "The file ends inside its header.");
+                read += n;
+            }
+            return result;
+        }
     }
 }

@@ -59,6 +59,16 @@ public sealed class DataKey : IDisposable
     /// <summary>Bytes of the key: 32, or 16 for an AES-128 key.</summary>
     public int Length => _plaintext.Length;
 
+    /// <summary>The plaintext as memory, for the KMS client's Encrypt (which wipes its own encoded copy). Valid only until <see cref="Dispose"/>.</summary>
+    internal ReadOnlyMemory<byte> PlaintextMemory
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _plaintext;
+        }
+    }
+
     /// <summary>True once the plaintext has been wiped.</summary>
     public bool IsDisposed => _disposed;
 

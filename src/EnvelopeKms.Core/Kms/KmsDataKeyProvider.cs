@@ -30,7 +30,7 @@ public sealed class KmsDataKeyProviderOptions
 /// the region that wrapped it, and an entry is unwrapped by its region's endpoint; an entry whose region cannot be
 /// reached is skipped and the next one tried.
 /// </summary>
-public sealed class KmsDataKeyProvider : IDataKeyProvider
+public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
 {
     private readonly KmsRegionalClients _clients;
     private readonly KmsDataKeyProviderOptions _options;
@@ -186,6 +186,49 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider
             _ => 2,
         }).First();
         throw new KeyProviderException(worst.Error, $"No wrapped data key could be unwrapped ({summary}). {worst.Message}", worst.InnerException);
+    }
+
+    /// <summary>
+    /// KMS Encrypt of an existing data key under another key (re-wrapping, Update-EnvelopeFileKey), at the endpoint
+    /// of the key's region (a key ARN of another region is wrapped there, as in <see cref="GenerateDataKeyAsync(IReadOnlyList{string}, EncryptionContext, int, CancellationToken)"/>).
+    /// </summary>
+    public async Task<WrappedDataKey> WrapDataKeyAsync(string keyId, DataKey dataKey, EncryptionContext context, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(keyId);
+        ArgumentNullException.ThrowIfNull(dataKey);
+        ArgumentNullException.ThrowIfNull(context);
+        var client = _clients.ForRegion(KmsRegionalClients.RegionOfKey(keyId));
+        try
+        {
+            var wrapped = await client.EncryptAsync(keyId, dataKey.PlaintextMemory, context, cancellationToken).ConfigureAwait(false);
+            var entry = Entry(client, keyId, wrapped.KeyId, wrapped.KeyVersionId, wrapped.CiphertextBlob);
+            _options.Trace?.Invoke($"Data key wrapped under '{wrapped.KeyId}' ({RegionText(entry.Region)}, {client.Endpoint}).");
+            return entry;
+        }
+        catch (Exception e) when (e is KmsException or CredentialsException)
+        {
+            throw Map(e, $"wrap the data key under '{keyId}' ({client.Endpoint})");
+        }
+    }
+
+    /// <summary>An alias resolves with DescribeKey (at its region's endpoint) to its key id and ARN; anything else names itself.</summary>
+    public async Task<IReadOnlyList<string>> ResolveKeyReferenceAsync(string keyReference, CancellationToken cancellationToken)
+    {
+        var reference = KmsKeyReference.Parse(keyReference);
+        if (!reference.IsAlias) return [reference.Original];
+        try
+        {
+            var key = await _clients.ForRegion(reference.Region).DescribeKeyAsync(reference.Original, cancellationToken).ConfigureAwait(false);
+            return string.IsNullOrEmpty(key.Arn) ? [key.KeyId] : [key.KeyId, key.Arn];
+        }
+        catch (KmsException e) when (KmsErrorClassifier.IsNotFound(e.Code))
+        {
+            return [];
+        }
+        catch (Exception e) when (e is KmsException or CredentialsException)
+        {
+            throw Map(e, $"resolve the alias '{reference.Original}'");
+        }
     }
 
     /// <summary>

@@ -20,6 +20,7 @@ public sealed class TestEnvelopeFileCommand : EnvelopeFileCmdlet
 {
     private Keys.EncryptionContext _required = Keys.EncryptionContext.Empty;
     private CachingDataKeyProvider? _keys;
+    private string? _slotProblem;
 
     [Parameter]
     [Alias("Context")]
@@ -42,9 +43,11 @@ public sealed class TestEnvelopeFileCommand : EnvelopeFileCmdlet
             _keys ??= CreateUnwrappingKeyProvider(AllowedKeyId);
             try
             {
+                _slotProblem = null;
                 var (keyId, entry) = RunAndTrace(ct => VerifyAsync(file, ct));
                 string? region = RegionOfUnwrap(entry);
                 WriteVerbose($"'{file}' authenticates (KMS key {keyId}{(region is null ? "" : $", region {region}")}).");
+                if (_slotProblem is not null) WriteWarning($"'{file}': {_slotProblem}");
                 WriteObject(true);
             }
             catch (Exception e) when (e is EnvelopeException or KeyProviderException { Error: KeyProviderError.NoMatchingKey or KeyProviderError.Refused or KeyProviderError.InvalidDataKey })
@@ -87,6 +90,7 @@ public sealed class TestEnvelopeFileCommand : EnvelopeFileCmdlet
             return (key.KeyId, key.UnwrappedFrom);
         }
         var result = await EnvelopeFileOperations.VerifyFileAsync(file, _keys!, new EnvelopeDecryptOptions { RequiredContext = _required }, null, cancellationToken).ConfigureAwait(false);
+        _slotProblem = result.SlotProblem;
         return (result.KeyId, result.UnwrappedFrom);
     }
 

@@ -101,6 +101,7 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             Region = RegionOfUnwrap(result.UnwrappedFrom),
             Format = AlibabaSdkFormats.NameOf(format),
             Length = result.OutputLength,
+            SlotProblem = result.Header?.DescribeSlotProblem(),
         };
     }
 

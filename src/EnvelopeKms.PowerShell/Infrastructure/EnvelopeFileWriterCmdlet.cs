@@ -105,6 +105,7 @@ public abstract class EnvelopeFileWriterCmdlet : EnvelopeFileCmdlet
             ModuleState.Current.RememberKey(result.KeyId);
             string region = result.Region is null ? "" : $" (region {result.Region})";
             WriteVerbose($"{(result.Operation switch { "Protect" => "Encrypted", "Convert" => "Converted", _ => "Decrypted" })} '{result.Source}' to '{result.Path}' with KMS key {result.KeyId}{region}{(result.SourceRemoved ? "; source removed" : "")}.");
+            if (result.SlotProblem is { } slotProblem) WriteWarning($"'{result.Source}': {slotProblem}");
             if (PassThru) WriteObject(result);
             return;
         }

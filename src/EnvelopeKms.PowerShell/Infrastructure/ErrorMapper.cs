@@ -44,6 +44,15 @@ internal static class ErrorMapper
             EnvelopeError.FrameTampered => ("EnvelopeAuthenticationFailed", ErrorCategory.SecurityError),
             _ => ("EnvelopeInvalid", ErrorCategory.InvalidData),
         },
+        EnvelopeKeyUpdateException u => u.Error switch
+        {
+            EnvelopeKeyUpdateError.LastKeyRemoved => ("EnvelopeLastKeyRemoval", ErrorCategory.InvalidOperation),
+            EnvelopeKeyUpdateError.KeyNotInFile => ("EnvelopeKeyNotInFile", ErrorCategory.ObjectNotFound),
+            EnvelopeKeyUpdateError.TooManyKeys => ("EnvelopeTooManyKeys", ErrorCategory.LimitsExceeded),
+            EnvelopeKeyUpdateError.UnsupportedFormat => ("EnvelopeUpdateUnsupportedFormat", ErrorCategory.InvalidData),
+            EnvelopeKeyUpdateError.GenerationExhausted => ("EnvelopeGenerationExhausted", ErrorCategory.LimitsExceeded),
+            _ => ("EnvelopeInvalid", ErrorCategory.InvalidData),
+        },
         KeyProviderException { InnerException: KmsException kms } => Classify(kms),
         KeyProviderException e => e.Error switch
         {

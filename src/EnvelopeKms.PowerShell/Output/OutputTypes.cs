@@ -25,9 +25,44 @@ public sealed class EnvelopeFileResult
     public long Length { get; init; }
     /// <summary>True when the source was removed after the output was verified (-RemoveSource).</summary>
     public bool SourceRemoved { get; init; }
+    /// <summary>Unprotect, format v2: set when one header slot was damaged or stale and the other one was used.</summary>
+    public string? SlotProblem { get; init; }
     /// <summary>Lets the object bind to -LiteralPath of the next cmdlet (Get-Item, Unprotect-EnvelopeFile).</summary>
     public string PSPath => Path;
     public override string ToString() => Path;
+}
+
+/// <summary>One file updated by Update-EnvelopeFileKey (-PassThru).</summary>
+public sealed class EnvelopeFileKeyUpdate
+{
+    public required string Path { get; init; }
+    /// <summary>The KMS keys the file was wrapped under before.</summary>
+    public required string[] OldKeyIds { get; init; }
+    /// <summary>The KMS keys the file is wrapped under now.</summary>
+    public required string[] NewKeyIds { get; init; }
+    /// <summary>The header generation now (format v2).</summary>
+    public uint Generation { get; init; }
+    /// <summary>False when the file already had exactly these keys and was left as it was.</summary>
+    public bool Changed { get; init; }
+    /// <summary>True when the whole file was rewritten (a v1 file, or a key list too large for the header slots); false for a header-only update.</summary>
+    public bool Rewritten { get; init; }
+    /// <summary>The format version the file had before (1 or 2); it is 2 afterwards.</summary>
+    public int PreviousVersion { get; init; }
+    public int SlotSize { get; init; }
+    public string PSPath => Path;
+    public override string ToString() => Path;
+
+    internal static EnvelopeFileKeyUpdate From(Files.EnvelopeKeyUpdateResult result) => new()
+    {
+        Path = result.Path,
+        OldKeyIds = result.OldKeys.Select(k => k.KeyId).ToArray(),
+        NewKeyIds = result.NewKeys.Select(k => k.KeyId).ToArray(),
+        Generation = result.Generation,
+        Changed = result.Changed,
+        Rewritten = result.Rewritten,
+        PreviousVersion = result.OldVersion,
+        SlotSize = result.SlotSize,
+    };
 }
 
 /// <summary>A wrapped data key as Get-EnvelopeFileInfo shows it.</summary>
@@ -56,6 +91,12 @@ public sealed class EnvelopeFileInfo
     public long? PlaintextLength { get; init; }
     public long Length { get; init; }
     public string? MessageId { get; init; }
+    /// <summary>Format v2: the header's generation (of the newest slot that parses; not authenticated without a key).</summary>
+    public uint? Generation { get; init; }
+    /// <summary>Format v2: the size of each of the two header slots, in bytes.</summary>
+    public int? SlotSize { get; init; }
+    /// <summary>Format v2: each slot's generation as read, 0 for a slot that does not parse (a torn or damaged write).</summary>
+    public uint[]? SlotGenerations { get; init; }
     public string PSPath => Path;
 
     internal static EnvelopeFileInfo FromHeader(string path, EnvelopeHeader header, long length) => new()
@@ -63,6 +104,9 @@ public sealed class EnvelopeFileInfo
         Path = path,
         Format = "EKMS",
         Version = header.Version,
+        Generation = header.Version == EnvelopeFormat.Version2 ? header.Generation : null,
+        SlotSize = header.Version == EnvelopeFormat.Version2 ? header.SlotSize : null,
+        SlotGenerations = header.Version == EnvelopeFormat.Version2 ? header.Slots.Select(s => s.Generation).ToArray() : null,
         Suite = header.SuiteId == EnvelopeFormat.SuiteAes256GcmHkdfSha512Commit ? "AES-256-GCM/HKDF-SHA-512/commit" : $"0x{header.SuiteId:X4}",
         FrameLength = header.FrameLength,
         KeyIds = header.WrappedKeys.Select(k => k.KeyId).ToArray(),

@@ -10,8 +10,8 @@ using Xunit;
 namespace EnvelopeKms.Tests.Format;
 
 /// <summary>
-/// Known-answer vectors in tests/vectors/ekms-v1.json: fixed data key, message id, context and wrapped key → exact
-/// file bytes. The independent Node.js implementation (tests/interop) checks the same file.
+/// Known-answer vectors in tests/vectors/ekms-v1.json and ekms-v2.json: fixed data key, message id, context,
+/// wrapped key (and for v2 header nonce) → exact file bytes. The independent Node.js implementation (tests/interop) checks the same file.
 /// Set EKMS_WRITE_VECTORS=1 to rewrite the file after a deliberate format change.
 /// </summary>
 public class KnownAnswerTests
@@ -21,14 +21,16 @@ public class KnownAnswerTests
     internal static readonly byte[] MessageId = Enumerable.Range(0x20, 32).Select(i => (byte)i).ToArray();
     private static readonly int[] Sizes = [0, 1, F - 1, F, F + 1, 2 * F + 1];
 
-    internal static string VectorPath
+    /// <summary>The v2 vectors' header nonce (both slots, generation 1): bytes 0x40 to 0x47.</summary>
+    internal static readonly byte[] HeaderNonce = Enumerable.Range(0x40, 8).Select(i => (byte)i).ToArray();
+
+    internal static string VectorPath => VectorPathFor(1);
+
+    internal static string VectorPathFor(int version)
     {
-        get
-        {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "EnvelopePS.sln"))) dir = dir.Parent;
-            return Path.Combine(dir!.FullName, "tests", "vectors", "ekms-v1.json");
-        }
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "EnvelopePS.sln"))) dir = dir.Parent;
+        return Path.Combine(dir!.FullName, "tests", "vectors", $"ekms-v{version}.json");
     }
 
     private static byte[] Plaintext(int size) => Enumerable.Range(0, size).Select(i => (byte)(i % 251)).ToArray();
@@ -42,22 +44,24 @@ public class KnownAnswerTests
     private static DataKey Key => new(DataKeyBytes,
         [new WrappedDataKey(WrappedDataKey.AlibabaKmsProvider, "acs:kms:cn-hangzhou:1234567890:key/key-vector", "v-0001", "cn-hangzhou", "dmVjdG9yLWJsb2I=")]);
 
-    private static async Task<byte[]> Build(int size)
+    private static async Task<byte[]> Build(int size, byte version)
     {
         using var key = Key;
         var output = new MemoryStream();
         await Envelope.EncryptAsync(new MemoryStream(Plaintext(size)), output, key, Context, MessageId,
-            new EnvelopeEncryptOptions { FrameLength = F }, null, default);
+            new EnvelopeEncryptOptions { FrameLength = F, FormatVersion = version, FixedHeaderNonce = HeaderNonce }, null, default);
         return output.ToArray();
     }
 
-    [Fact]
-    public async Task FilesMatchTheCommittedVectors()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task FilesMatchTheCommittedVectors(byte version)
     {
         var built = new JsonArray();
         foreach (int size in Sizes)
         {
-            var file = await Build(size);
+            var file = await Build(size, version);
             built.Add(new JsonObject
             {
                 ["plaintextLength"] = size,
@@ -65,9 +69,18 @@ public class KnownAnswerTests
                 ["file"] = Convert.ToHexString(file).ToLowerInvariant(),
             });
         }
-        var document = new JsonObject
+        var document = version == 1
+            ? new JsonObject
+            {
+                ["description"] = "EKMS v1 known-answer vectors (docs/format.md §9). Same data key, message id, context and wrapped key for every size.",
+            }
+            : new JsonObject
+            {
+                ["description"] = "EKMS v2 known-answer vectors (docs/format.md §12.7). Same data key, message id, header nonce, context and wrapped key for every size; both slots identical, generation 1.",
+                ["headerNonce"] = Convert.ToHexString(HeaderNonce).ToLowerInvariant(),
+            };
+        foreach (var (name, value) in new JsonObject
         {
-            ["description"] = "EKMS v1 known-answer vectors (docs/format.md §9). Same data key, message id, context and wrapped key for every size.",
             ["dataKey"] = Convert.ToHexString(DataKeyBytes).ToLowerInvariant(),
             ["messageId"] = Convert.ToHexString(MessageId).ToLowerInvariant(),
             ["frameLength"] = F,
@@ -81,23 +94,30 @@ public class KnownAnswerTests
                 ["ciphertextBlob"] = "dmVjdG9yLWJsb2I=",
             },
             ["vectors"] = built,
-        };
+        })
+        {
+            document[name] = value?.DeepClone();
+        }
         string json = document.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
-        if (Environment.GetEnvironmentVariable("EKMS_WRITE_VECTORS") == "1") await File.WriteAllTextAsync(VectorPath, json + "\n");
-        var committed = JsonNode.Parse(await File.ReadAllTextAsync(VectorPath))!;
-        Assert.True(JsonNode.DeepEquals(document, committed), "the format's output differs from tests/vectors/ekms-v1.json");
+        string path = VectorPathFor(version);
+        if (Environment.GetEnvironmentVariable("EKMS_WRITE_VECTORS") == "1") await File.WriteAllTextAsync(path, json + "\n");
+        var committed = JsonNode.Parse(await File.ReadAllTextAsync(path))!;
+        Assert.True(JsonNode.DeepEquals(document, committed), $"the format's output differs from {Path.GetFileName(path)}");
     }
 
-    [Fact]
-    public async Task CommittedVectorsDecrypt()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task CommittedVectorsDecrypt(int version)
     {
-        var committed = JsonNode.Parse(await File.ReadAllTextAsync(VectorPath))!;
+        var committed = JsonNode.Parse(await File.ReadAllTextAsync(VectorPathFor(version)))!;
         var provider = new InMemoryKeyProvider();
         provider.Add("dmVjdG9yLWJsb2I=", DataKeyBytes);
         foreach (var vector in committed["vectors"]!.AsArray())
         {
             var file = Convert.FromHexString((string)vector!["file"]!);
             int size = (int)vector["plaintextLength"]!;
+            Assert.Equal(version, file[8]);
             Assert.Equal(Plaintext(size), await EnvelopeRoundTripTests.DecryptAsync(file, provider));
         }
     }

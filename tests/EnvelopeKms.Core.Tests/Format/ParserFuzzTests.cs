@@ -224,7 +224,7 @@ public class ParserFuzzTests(ITestOutputHelper output)
         return b;
     }
 
-    /// <summary>Genuine files (made with the provider, so their keys unwrap) to mutate.</summary>
+    /// <summary>Genuine v1 and v2 files (made with the provider, so their keys unwrap) to mutate.</summary>
     private static List<byte[]> Genuine(InMemoryKeyProvider provider)
     {
         var files = new List<byte[]>();
@@ -238,11 +238,14 @@ public class ParserFuzzTests(ITestOutputHelper output)
         {
             foreach (int length in new[] { 0, 1, F - 1, F, 2 * F + 7 })
             {
-                using var key = provider.NewKey("k1", "acs:kms:cn-test:1234:key/k2");
-                var output = new MemoryStream();
-                Envelope.EncryptAsync(new MemoryStream(Bytes.Random(length, seed++)), output, key, context,
-                    new EnvelopeEncryptOptions { FrameLength = F, Parallelism = 1 }).GetAwaiter().GetResult();
-                files.Add(output.ToArray());
+                foreach (byte version in new[] { EnvelopeFormat.Version1, EnvelopeFormat.Version2 })
+                {
+                    using var key = provider.NewKey("k1", "acs:kms:cn-test:1234:key/k2");
+                    var output = new MemoryStream();
+                    Envelope.EncryptAsync(new MemoryStream(Bytes.Random(length, seed++)), output, key, context,
+                        new EnvelopeEncryptOptions { FrameLength = F, Parallelism = 1, FormatVersion = version }).GetAwaiter().GetResult();
+                    files.Add(output.ToArray());
+                }
             }
         }
         return files;

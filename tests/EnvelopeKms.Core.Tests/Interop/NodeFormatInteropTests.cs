@@ -8,7 +8,7 @@ namespace EnvelopeKms.Tests.Interop;
 
 /// <summary>
 /// Runs the independent JavaScript implementation of docs/format.md (tests/interop/ekms.mjs, written from the spec
-/// without reading this code) against the C# implementation in both directions. Node.js 20 must be on PATH; if it
+/// without reading this code) against the C# implementation in both directions, for format versions 1 and 2. Node.js 20 must be on PATH; if it
 /// is not, these tests fail rather than skip, because a skipped interop test proves nothing.
 /// </summary>
 public sealed class NodeFormatInteropTests
@@ -34,26 +34,31 @@ public sealed class NodeFormatInteropTests
     private static readonly Lazy<string> RepoRootLazy = new(FindRepoRoot);
     private static string Script => Path.Combine(RepoRootLazy.Value, "tests", "interop", "ekms.mjs");
 
-    public static TheoryData<int, int> Sizes()
+    /// <summary>Every size class in v2 (the default), and the fixed ones again in v1.</summary>
+    public static TheoryData<int, int, byte> Sizes()
     {
-        var data = new TheoryData<int, int>
+        var fixedSizes = new (int, int)[]
         {
-            { 0, 65536 }, { 1, 65536 }, { 4095, 65536 }, { 65536, 65536 }, { 65537, 65536 }, { (1 << 20) + 3, 65536 },
-            { 4095, 4096 }, { 4096, 4096 }, { 4097, 4096 }, { 3 * 4096, 4096 }, { 0, 16 * 1024 * 1024 },
+            (0, 65536), (1, 65536), (4095, 65536), (65536, 65536), (65537, 65536), ((1 << 20) + 3, 65536),
+            (4095, 4096), (4096, 4096), (4097, 4096), (3 * 4096, 4096), (0, 16 * 1024 * 1024),
         };
+        var data = new TheoryData<int, int, byte>();
+        foreach (var (size, frame) in fixedSizes) data.Add(size, frame, 2);
+        foreach (var (size, frame) in fixedSizes.Take(6)) data.Add(size, frame, 1);
         // Random frame lengths, from a fixed seed so a failure is reproducible.
         var random = new Random(20261128);
-        for (var i = 0; i < 4; i++) data.Add(random.Next(0, 600_000), random.Next(4096, 200_000));
+        for (var i = 0; i < 4; i++) data.Add(random.Next(0, 600_000), random.Next(4096, 200_000), 2);
         return data;
     }
 
     [Theory]
     [MemberData(nameof(Sizes))]
-    public async Task CSharpEncrypts_NodeDecrypts(int size, int frameLength)
+    public async Task CSharpEncrypts_NodeDecrypts(int size, int frameLength, byte version)
     {
         using var dir = new TempDir();
         var plaintext = Bytes.Random(size, seed: size ^ frameLength);
-        var file = await CSharpEncryptAsync(plaintext, frameLength);
+        var file = await CSharpEncryptAsync(plaintext, frameLength, version);
+        Assert.Equal(version, file[8]);
         File.WriteAllBytes(dir.File("cs.ekms"), file);
 
         var run = RunNode("decrypt", "--key-hex", DataKeyHex, "--in", dir.File("cs.ekms"), "--out", dir.File("out.bin"),
@@ -65,16 +70,18 @@ public sealed class NodeFormatInteropTests
 
     [Theory]
     [MemberData(nameof(Sizes))]
-    public async Task NodeEncrypts_CSharpDecrypts(int size, int frameLength)
+    public async Task NodeEncrypts_CSharpDecrypts(int size, int frameLength, byte version)
     {
         using var dir = new TempDir();
         var plaintext = Bytes.Random(size, seed: ~(size ^ frameLength));
         File.WriteAllBytes(dir.File("in.bin"), plaintext);
 
-        var run = RunNode(NodeEncryptArgs(dir.File("in.bin"), dir.File("node.ekms"), frameLength));
+        var run = RunNode([.. NodeEncryptArgs(dir.File("in.bin"), dir.File("node.ekms"), frameLength), "--version", version.ToString()]);
         Assert.True(run.ExitCode == 0, $"node encrypt failed: {run.Stderr}");
 
-        var (result, decrypted) = await CSharpDecryptAsync(File.ReadAllBytes(dir.File("node.ekms")));
+        var nodeFile = File.ReadAllBytes(dir.File("node.ekms"));
+        Assert.Equal(version, nodeFile[8]);
+        var (result, decrypted) = await CSharpDecryptAsync(nodeFile);
         Assert.Equal(plaintext, decrypted);
         Assert.Equal(size, result.PlaintextLength);
         Assert.Equal(Wrapped, result.UnwrappedFrom);
@@ -85,14 +92,17 @@ public sealed class NodeFormatInteropTests
     /// C# header to the same fields.
     /// </summary>
     [Theory]
-    [InlineData(0, 4096)]
-    [InlineData(70_000, 65536)]
-    [InlineData(12_345, 5000)]
-    public async Task NodeReproducesACSharpFileFromItsMessageId(int size, int frameLength)
+    [InlineData(0, 4096, 1)]
+    [InlineData(70_000, 65536, 1)]
+    [InlineData(12_345, 5000, 1)]
+    [InlineData(0, 4096, 2)]
+    [InlineData(70_000, 65536, 2)]
+    [InlineData(12_345, 5000, 2)]
+    public async Task NodeReproducesACSharpFileFromItsMessageId(int size, int frameLength, byte version)
     {
         using var dir = new TempDir();
         var plaintext = Bytes.Random(size, seed: 7);
-        var csFile = await CSharpEncryptAsync(plaintext, frameLength);
+        var csFile = await CSharpEncryptAsync(plaintext, frameLength, version);
         File.WriteAllBytes(dir.File("cs.ekms"), csFile);
         File.WriteAllBytes(dir.File("in.bin"), plaintext);
 
@@ -107,33 +117,49 @@ public sealed class NodeFormatInteropTests
             k.GetProperty("region").GetString()!, k.GetProperty("ciphertextBlob").GetString()!)).ToList();
         Assert.Equal(new[] { Wrapped }, keys);
 
+        Assert.Equal(version, root.GetProperty("version").GetInt32());
         var args = NodeEncryptArgs(dir.File("in.bin"), dir.File("node.ekms"), frameLength)
-            .Concat(new[] { "--message-id-hex", root.GetProperty("messageId").GetString()! }).ToArray();
+            .Concat(new[] { "--message-id-hex", root.GetProperty("messageId").GetString()!, "--version", version.ToString() }).ToArray();
+        if (version == 2)
+        {
+            var slots = root.GetProperty("slots").EnumerateArray().ToList();
+            Assert.Equal(2, slots.Count);
+            Assert.All(slots, slot => Assert.Equal(1, slot.GetProperty("generation").GetInt32()));
+            args = [.. args, "--header-nonce-hex", slots[0].GetProperty("headerNonce").GetString()!];
+        }
         var run = RunNode(args);
         Assert.True(run.ExitCode == 0, run.Stderr);
         Assert.Equal(Convert.ToHexString(csFile), Convert.ToHexString(File.ReadAllBytes(dir.File("node.ekms"))));
     }
 
     /// <summary>One flipped bit in a C#-written file: Node refuses with the code §7 names and writes no output.</summary>
+    /// <remarks>In v2 a flipped header bit in one slot only makes the reader use the other slot, so the slot
+    /// fields are flipped in both slots (the one-slot case is <see cref="CSharpFileWithOneDamagedSlot_NodeUsesTheOther"/>).</remarks>
     [Theory]
-    [InlineData("body", "FrameTampered")]
-    [InlineData("header tag", "HeaderTampered")]
-    [InlineData("commitment", "KeyCommitmentMismatch")]
-    [InlineData("message id", "KeyCommitmentMismatch")]
-    public async Task CSharpFileWithOneFlippedBit_IsRejectedByNode(string where, string expectedCode)
+    [InlineData("body", "FrameTampered", 1)]
+    [InlineData("header tag", "HeaderTampered", 1)]
+    [InlineData("commitment", "KeyCommitmentMismatch", 1)]
+    [InlineData("message id", "KeyCommitmentMismatch", 1)]
+    [InlineData("body", "FrameTampered", 2)]
+    [InlineData("header tag", "HeaderTampered", 2)]
+    [InlineData("commitment", "KeyCommitmentMismatch", 2)]
+    [InlineData("message id", "KeyCommitmentMismatch", 2)]
+    [InlineData("slot size", "MalformedHeader", 2)]
+    public async Task CSharpFileWithOneFlippedBit_IsRejectedByNode(string where, string expectedCode, byte version)
     {
         using var dir = new TempDir();
-        var file = await CSharpEncryptAsync(Bytes.Random(10_000, seed: 3), 4096);
-        var headerLength = HeaderLength(file);
-        var offset = where switch
+        var file = await CSharpEncryptAsync(Bytes.Random(10_000, seed: 3), 4096, version);
+        var (headerLength, contentEnds) = HeaderLayout(file);
+        var offsets = where switch
         {
-            "body" => headerLength + 4096 + 16 + 100, // inside frame 2
-            "header tag" => headerLength - 1,
-            "commitment" => headerLength - 16 - 32,
-            "message id" => 16,
+            "body" => [headerLength + 4096 + 16 + 100], // inside frame 2
+            "header tag" => contentEnds.Select(end => end - 1),
+            "commitment" => contentEnds.Select(end => end - 16 - 32),
+            "message id" => [16],
+            "slot size" => [50],
             _ => throw new ArgumentOutOfRangeException(nameof(where)),
         };
-        file[offset] ^= 0x04;
+        foreach (int offset in offsets) file[offset] ^= 0x04;
         File.WriteAllBytes(dir.File("bad.ekms"), file);
 
         var run = RunNode("decrypt", "--key-hex", DataKeyHex, "--in", dir.File("bad.ekms"), "--out", dir.File("out.bin"));
@@ -142,6 +168,97 @@ public sealed class NodeFormatInteropTests
         Assert.Equal(expectedCode, run.Stderr.Split('\n')[0].Trim());
         Assert.False(File.Exists(dir.File("out.bin")), "Node must write nothing when decryption fails");
         Assert.Single(Directory.GetFiles(dir.Path)); // and leave no temp file behind
+    }
+
+    /// <summary>A torn or damaged slot in a C# file: Node, like C#, decrypts with the other slot and says so.</summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public async Task CSharpFileWithOneDamagedSlot_NodeUsesTheOther(int bad)
+    {
+        using var dir = new TempDir();
+        var plaintext = Bytes.Random(5000, seed: 5);
+        var file = await CSharpEncryptAsync(plaintext, 4096, 2);
+        var (_, contentEnds) = HeaderLayout(file);
+        file[contentEnds[bad] - 1] ^= 0x01; // that slot's tag
+        File.WriteAllBytes(dir.File("bad.ekms"), file);
+
+        var run = RunNode("decrypt", "--key-hex", DataKeyHex, "--in", dir.File("bad.ekms"), "--out", dir.File("out.bin"));
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        Assert.Equal(plaintext, File.ReadAllBytes(dir.File("out.bin")));
+        using var json = JsonDocument.Parse(run.Stdout);
+        Assert.Equal(1 - bad, json.RootElement.GetProperty("activeSlot").GetInt32());
+        Assert.Equal("damaged", json.RootElement.GetProperty("slotStates")[bad].GetString());
+
+        var (result, decrypted) = await CSharpDecryptAsync(file);
+        Assert.Equal(plaintext, decrypted);
+        Assert.Equal(1 - bad, result.Header.ActiveSlot!.Index);
+        Assert.Equal(EnvelopeSlotState.Damaged, result.Header.Slots[bad].State);
+    }
+
+    /// <summary>Node re-wraps a C# file (§12.5): a second entry in place, then a list too large for the slot (a rewrite); C# reads both.</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task NodeRewrapsACSharpFile_CSharpDecrypts(byte version)
+    {
+        using var dir = new TempDir();
+        var plaintext = Bytes.Random(9000, seed: 6);
+        var file = await CSharpEncryptAsync(plaintext, 4096, version);
+        File.WriteAllBytes(dir.File("cs.ekms"), file);
+        var second = Wrapped with { KeyId = "acs:kms:cn-shanghai:1234567890:key/key-dr", Region = "cn-shanghai", CiphertextBlob = "ZHItYmxvYg==" };
+        string Keys(IEnumerable<WrappedDataKey> keys) => JsonSerializer.Serialize(keys.Select(k => new
+        {
+            providerId = k.ProviderId, keyId = k.KeyId, keyVersionId = k.KeyVersionId, region = k.Region, ciphertextBlob = k.CiphertextBlob,
+        }));
+
+        var run = RunNode("rewrap", "--key-hex", DataKeyHex, "--in", dir.File("cs.ekms"), "--out", dir.File("two.ekms"), "--wrapped-keys-json", Keys([Wrapped, second]));
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        using (var json = JsonDocument.Parse(run.Stdout))
+        {
+            Assert.Equal(version == 1, json.RootElement.GetProperty("rewritten").GetBoolean());
+            Assert.Equal(version == 1 ? 1 : 2, json.RootElement.GetProperty("generation").GetInt32());
+        }
+        var two = File.ReadAllBytes(dir.File("two.ekms"));
+        var (result, decrypted) = await CSharpDecryptAsync(two);
+        Assert.Equal(plaintext, decrypted);
+        Assert.Equal(new[] { Wrapped, second }, result.Header.WrappedKeys);
+        Assert.Equal(2, two[8]);
+        int bodyAt = HeaderLayout(file).HeaderLength;
+        Assert.Equal(file[bodyAt..], two[HeaderLayout(two).HeaderLength..]);
+
+        var many = Enumerable.Range(0, 8).Select(i => second with { KeyId = $"acs:kms:cn-shanghai:1234567890:key/{new string('k', 300)}{i}" }).Prepend(Wrapped).ToList();
+        run = RunNode("rewrap", "--key-hex", DataKeyHex, "--in", dir.File("two.ekms"), "--out", dir.File("many.ekms"), "--wrapped-keys-json", Keys(many));
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        using (var json = JsonDocument.Parse(run.Stdout)) Assert.True(json.RootElement.GetProperty("rewritten").GetBoolean());
+        var (manyResult, manyPlain) = await CSharpDecryptAsync(File.ReadAllBytes(dir.File("many.ekms")), maxWrappedKeys: 16);
+        Assert.Equal(plaintext, manyPlain);
+        Assert.Equal(many, manyResult.Header.WrappedKeys);
+        Assert.True(manyResult.Header.SlotSize > 1024);
+    }
+
+    /// <summary>C# re-wraps (in place, then a v1 file by a full rewrite); Node reads the result and agrees on the keys and generation.</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task CSharpRewraps_NodeDecrypts(byte version)
+    {
+        using var dir = new TempDir();
+        var plaintext = Bytes.Random(20_000, seed: 8);
+        File.WriteAllBytes(dir.File("f.ekms"), await CSharpEncryptAsync(plaintext, 4096, version));
+        var updater = new EnvelopeKms.Files.EnvelopeKeyUpdater(new FixedKeyProvider(), new FixedKeyProvider(), new EnvelopeKms.Files.EnvelopeKeyChange { Add = ["key-dr"] });
+        var result = await updater.UpdateFileAsync(dir.File("f.ekms"));
+        Assert.Equal(version == 1, result.Rewritten);
+
+        var run = RunNode("decrypt", "--key-hex", DataKeyHex, "--in", dir.File("f.ekms"), "--out", dir.File("out.bin"));
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        Assert.Equal(plaintext, File.ReadAllBytes(dir.File("out.bin")));
+        var header = RunNode("header", "--in", dir.File("f.ekms"));
+        using var json = JsonDocument.Parse(header.Stdout);
+        Assert.Equal(version == 1 ? 1 : 2, json.RootElement.GetProperty("generation").GetInt32());
+        Assert.Equal(["acs:kms:cn-hangzhou:1234567890:key/key-interop", "key-dr"],
+            json.RootElement.GetProperty("wrappedKeys").EnumerateArray().Select(k => k.GetProperty("keyId").GetString()));
+        Assert.All(json.RootElement.GetProperty("slots").EnumerateArray(), slot => Assert.Equal(result.Generation, (uint)slot.GetProperty("generation").GetInt32()));
     }
 
     /// <summary>And the other way: a Node-written file with one flipped body bit is refused by C#.</summary>
@@ -161,22 +278,22 @@ public sealed class NodeFormatInteropTests
 
     // --------------------------------------------------------------------------------------------------------------
 
-    private static async Task<byte[]> CSharpEncryptAsync(byte[] plaintext, int frameLength)
+    private static async Task<byte[]> CSharpEncryptAsync(byte[] plaintext, int frameLength, byte version = EnvelopeFormat.DefaultVersion)
     {
         using var dataKey = new DataKey(DataKeyBytes, [Wrapped], Wrapped.KeyId);
         using var input = new MemoryStream(plaintext);
         using var output = new MemoryStream();
         await Envelope.EncryptAsync(input, output, dataKey, EncryptionContext.Create(Context),
-            new EnvelopeEncryptOptions { FrameLength = frameLength });
+            new EnvelopeEncryptOptions { FrameLength = frameLength, FormatVersion = version });
         return output.ToArray();
     }
 
-    private static async Task<(EnvelopeDecryptResult Result, byte[] Plaintext)> CSharpDecryptAsync(byte[] file)
+    private static async Task<(EnvelopeDecryptResult Result, byte[] Plaintext)> CSharpDecryptAsync(byte[] file, int maxWrappedKeys = 8)
     {
         using var input = new MemoryStream(file);
         using var output = new MemoryStream();
         var result = await Envelope.DecryptAsync(input, output, new FixedKeyProvider(),
-            new EnvelopeDecryptOptions { RequiredContext = EncryptionContext.Create(Context) });
+            new EnvelopeDecryptOptions { RequiredContext = EncryptionContext.Create(Context), Limits = new EnvelopeReadLimits { MaxWrappedKeys = maxWrappedKeys } });
         return (result, output.ToArray());
     }
 
@@ -187,20 +304,32 @@ public sealed class NodeFormatInteropTests
         "--key-version-id", Wrapped.KeyVersionId, "--region", Wrapped.Region,
     ];
 
-    // Reads the header length with Node's parser rather than C#'s, so the offsets above come from the spec's layout.
-    private static int HeaderLength(byte[] file)
+    // Reads the layout with Node's parser rather than C#'s, so the offsets above come from the spec's layout: the
+    // header length, and where the tag of each header ends (v1: the header's end; v2: each slot's content end).
+    private static (int HeaderLength, int[] ContentEnds) HeaderLayout(byte[] file)
     {
         using var dir = new TempDir();
         File.WriteAllBytes(dir.File("f.ekms"), file);
         var run = RunNode("header", "--in", dir.File("f.ekms"));
         Assert.True(run.ExitCode == 0, run.Stderr);
         using var json = JsonDocument.Parse(run.Stdout);
-        return json.RootElement.GetProperty("headerLength").GetInt32();
+        var root = json.RootElement;
+        int headerLength = root.GetProperty("headerLength").GetInt32();
+        if (root.GetProperty("version").GetInt32() == 1) return (headerLength, [headerLength]);
+        int slotSize = root.GetProperty("slotSize").GetInt32();
+        return (headerLength, root.GetProperty("slots").EnumerateArray()
+            .Select(slot => 52 + slot.GetProperty("index").GetInt32() * slotSize + slot.GetProperty("contentLength").GetInt32()).ToArray());
     }
 
     /// <summary>Unwraps only <see cref="Wrapped"/>, to the known data key, the way a KMS would.</summary>
-    private sealed class FixedKeyProvider : IDataKeyProvider
+    private sealed class FixedKeyProvider : IDataKeyProvider, IDataKeyWrapper
     {
+        public Task<WrappedDataKey> WrapDataKeyAsync(string keyId, DataKey dataKey, EncryptionContext context, CancellationToken cancellationToken) =>
+            Task.FromResult(new WrappedDataKey(WrappedDataKey.AlibabaKmsProvider, keyId, "", "", "bmV3LWJsb2I="));
+
+        public Task<IReadOnlyList<string>> ResolveKeyReferenceAsync(string keyReference, CancellationToken cancellationToken) =>
+            Task.FromResult<IReadOnlyList<string>>([keyReference]);
+
         public Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, CancellationToken cancellationToken) =>
             throw new NotSupportedException("decryption only");
 

@@ -40,7 +40,7 @@ public class KeyWipingTests : IDisposable
         }
     }
 
-    private static void AssertAllWiped(ConcurrentQueue<byte[]> tracked, int atLeast = 1)
+    internal static void AssertAllWiped(ConcurrentQueue<byte[]> tracked, int atLeast = 1)
     {
         Assert.True(tracked.Count >= atLeast, $"only {tracked.Count} secret buffers were tracked");
         int i = 0;
@@ -123,8 +123,10 @@ public class KeyWipingTests : IDisposable
         Assert.Equal(header.WrappedKeys[0].CiphertextBlob.Length, otherHeader.WrappedKeys[0].CiphertextBlob.Length);
         var swapped = System.Text.Encoding.ASCII.GetBytes(otherHeader.WrappedKeys[0].CiphertextBlob);
         var spliced = (byte[])bytes.Clone();
-        int at = spliced.AsSpan().IndexOf(System.Text.Encoding.ASCII.GetBytes(header.WrappedKeys[0].CiphertextBlob));
-        swapped.CopyTo(spliced, at);
+        var original = System.Text.Encoding.ASCII.GetBytes(header.WrappedKeys[0].CiphertextBlob);
+        int replaced = 0;
+        for (int at; (at = spliced.AsSpan().IndexOf(original)) >= 0; replaced++) swapped.CopyTo(spliced, at); // both v2 slots
+        Assert.Equal(2, replaced);
         await File.WriteAllBytesAsync(_dir.File("s.ekms"), spliced);
         var e = await Assert.ThrowsAsync<EnvelopeException>(() => EnvelopeFileOperations.DecryptFileAsync(_dir.File("s.ekms"), _dir.File("s"), provider));
         Assert.Equal(EnvelopeError.KeyCommitmentMismatch, e.Error);

@@ -96,6 +96,43 @@ public class DataKeyProviderRoundTripTests : IDisposable
     }
 
     [Fact]
+    public async Task Rewrapping_through_KMS_adds_a_key_by_alias_and_removes_one_with_one_Decrypt_and_one_Encrypt()
+    {
+        await using var rt = await RoundTrip.StartAsync();
+        var client = rt.Client();
+        var original = (await client.CreateKeyAsync()).KeyId;
+        var dr = await client.CreateKeyAsync(new CreateKeyRequest { Description = "dr" });
+        await client.CreateAliasAsync("alias/dr", dr.KeyId);
+        var source = WriteSource(200_000);
+        var encrypted = Path.Combine(dir, "plain.bin.ekms");
+        using (var dataKey = await new KmsDataKeyProvider(client).GenerateDataKeyAsync([original], Context, CancellationToken.None))
+            await EnvelopeFileOperations.EncryptFileAsync(source, encrypted, dataKey, Context);
+
+        await rt.ResetStatsAsync();
+        var kms = new KmsDataKeyProvider(client);
+        using (var cache = new CachingDataKeyProvider(kms))
+        {
+            var added = await new EnvelopeKeyUpdater(cache, kms, new EnvelopeKeyChange { Add = ["alias/dr"] }).UpdateFileAsync(encrypted);
+            Assert.Equal(new[] { original, dr.KeyId }, added.NewKeys.Select(k => k.KeyId));
+        }
+        var stats = await rt.StatsAsync();
+        Assert.Equal((1L, 1L, 1L), (stats.For("Decrypt").Success, stats.For("Encrypt").Success, stats.For("DescribeKey").Success));
+
+        // The original key is disabled; the file decrypts through the DR key alone.
+        await client.DisableKeyAsync(original);
+        var viaDr = new KmsDataKeyProvider(client, new KmsDataKeyProviderOptions { AllowedKeyIds = [dr.KeyId] });
+        var result = await EnvelopeFileOperations.DecryptFileAsync(encrypted, Path.Combine(dir, "out.bin"), viaDr);
+        Assert.Equal(dr.KeyId, result.KeyId);
+        Assert.Equal(File.ReadAllBytes(source), File.ReadAllBytes(Path.Combine(dir, "out.bin")));
+
+        // Removing the disabled key needs only the DR key (the entry to remove is matched by its ARN).
+        var removed = await new EnvelopeKeyUpdater(viaDr, kms, new EnvelopeKeyChange { Remove = [$"acs:kms:cn-hangzhou:{dr.Arn!.Split(':')[3]}:key/{original}"] })
+            .UpdateFileAsync(encrypted);
+        Assert.Equal(new[] { dr.KeyId }, removed.NewKeys.Select(k => k.KeyId));
+        Assert.Equal(3u, removed.Generation);
+    }
+
+    [Fact]
     public async Task A_Decrypt_answer_for_a_key_outside_the_allow_list_is_rejected()
     {
         await using var rt = await RoundTrip.StartAsync();
