@@ -176,7 +176,6 @@ public sealed partial class EnvelopeHeader
     /// </summary>
     internal void Authenticate(DataKey dataKey, Span<byte> fileKey)
     {
-        RequireSuiteKeyLength(dataKey);
         if (Version == EnvelopeFormat.Version2)
         {
             AuthenticateV2(dataKey, fileKey);
@@ -197,6 +196,7 @@ public sealed partial class EnvelopeHeader
     /// <summary>Derives the file key and checks the commitment in constant time (the file key is wiped on a mismatch).</summary>
     private void DeriveAndCheckCommitment(DataKey dataKey, ReadOnlySpan<byte> expected, Span<byte> fileKey)
     {
+        RequireSuiteKeyLength(dataKey); // every v1 and v2 slot check comes here
         Span<byte> commitment = stackalloc byte[EnvelopeFormat.CommitmentSize];
         KeySchedule.Derive(dataKey.Plaintext, MessageId, SuiteId, fileKey, commitment);
         bool committed = CryptographicOperations.FixedTimeEquals(commitment, expected);
