@@ -14,6 +14,7 @@
         'Unprotect-EnvelopeFile',
         'Get-EnvelopeFileInfo',
         'Test-EnvelopeFile',
+        'Convert-EnvelopeFile',
         'Update-EnvelopeFileKey',
         'Protect-KmsSecret',
         'Unprotect-KmsSecret',

@@ -104,9 +104,13 @@ function Install-TestPrerequisite {
     # Debian packages the suites need, installed when missing so that CI passes on a clean machine. A suite whose
     # tool is still missing afterwards fails with this reason (ENVELOPEKMS_PREREQUISITES_NOTE); it never skips.
     #   python3-pycryptodome: tests/pester/LegacyInterop.Tests.ps1 (the KMS documentation sample's approach).
+    #   python3-asn1crypto, python3-cryptography: tests/interop/alibaba_sdk.py, the independent Encryption SDK
+    #     implementation that the xunit (AlibabaSdkPythonInteropTests) and Pester (AlibabaSdk.Tests.ps1) suites run.
     $python = '/usr/bin/python3'
     $missing = @()
     if (-not ((Test-Path $python) -and $(& $python -c 'from Cryptodome.Cipher import AES' 2>$null; $LASTEXITCODE -eq 0))) { $missing += 'python3-pycryptodome' }
+    if (-not ((Test-Path $python) -and $(& $python -c 'import asn1crypto' 2>$null; $LASTEXITCODE -eq 0))) { $missing += 'python3-asn1crypto' }
+    if (-not ((Test-Path $python) -and $(& $python -c 'import cryptography.hazmat.primitives.ciphers.aead' 2>$null; $LASTEXITCODE -eq 0))) { $missing += 'python3-cryptography' }
     if (-not $missing) { return }
     $env:ENVELOPEKMS_PREREQUISITES_NOTE = $null
     $root = (& id -u) -eq '0'
@@ -135,6 +139,9 @@ function Invoke-Test {
     $suiteFailures = [System.Collections.Generic.List[string]]::new()
     if (Test-Path $TestResults) { Remove-Item $TestResults -Recurse -Force }
     $null = New-Item -ItemType Directory -Path $TestResults
+
+    # 0. Debian packages, before xunit too: its Encryption SDK interop tests run tests/interop/alibaba_sdk.py.
+    Install-TestPrerequisite
 
     # 1. xunit: the core and the server.
     foreach ($project in Get-ChildItem -Path (Join-Path $RepoRoot 'tests') -Filter '*.Tests.csproj' -Recurse) {

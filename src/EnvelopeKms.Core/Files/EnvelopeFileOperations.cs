@@ -95,7 +95,7 @@ public static class EnvelopeFileOperations
         BufferSize = 0, // the frame processor reads whole batches; a second buffer would only copy
     });
 
-    private static (string Source, string Destination) CheckPaths(string source, string destination, bool overwrite)
+    internal static (string Source, string Destination) CheckPaths(string source, string destination, bool overwrite)
     {
         source = Path.GetFullPath(source);
         destination = Path.GetFullPath(destination);

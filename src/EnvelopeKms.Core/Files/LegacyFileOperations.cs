@@ -13,6 +13,10 @@ public enum EnvelopeFileFormat
     Ekms,
     /// <summary>The KMS documentation sample's four base64 lines with AES-EAX.</summary>
     Legacy,
+    /// <summary>An Alibaba Cloud Encryption SDK message in its ASN.1 (DER) layout (docs/alibaba-sdk-format.md).</summary>
+    AlibabaSdk,
+    /// <summary>An Alibaba Cloud Encryption SDK message in the Java SDK's stream layout.</summary>
+    AlibabaSdkStream,
 }
 
 /// <summary>Recognises file formats by their first bytes, and reads and writes the legacy format atomically.</summary>
@@ -32,6 +36,11 @@ public static class LegacyFileOperations
         if (prefix.StartsWith(EnvelopeFormat.Magic)) return EnvelopeFileFormat.Ekms;
         // A base64-encoded EKMS file also looks like a base64 line; the EKMS reader explains that case.
         if (prefix.StartsWith("iUVLTQ0K"u8)) return EnvelopeFileFormat.Unknown;
+        switch (AlibabaSdk.AlibabaSdkFormat.Detect(prefix))
+        {
+            case AlibabaSdk.AlibabaSdkLayout.Asn1: return EnvelopeFileFormat.AlibabaSdk;
+            case AlibabaSdk.AlibabaSdkLayout.Stream: return EnvelopeFileFormat.AlibabaSdkStream;
+        }
         return LegacyEnvelope.LooksLikeLegacy(prefix) ? EnvelopeFileFormat.Legacy : EnvelopeFileFormat.Unknown;
     }
 

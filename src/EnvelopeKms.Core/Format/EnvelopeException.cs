@@ -29,6 +29,19 @@ public enum EnvelopeError
     Truncated,
     /// <summary>A legacy (documentation sample) file is malformed, too large, or fails to authenticate.</summary>
     LegacyInvalid,
+    /// <summary>
+    /// An Alibaba Cloud Encryption SDK message is malformed: not strict DER, a field of the wrong type or length,
+    /// unsorted or duplicate entries, bytes after the end (docs/alibaba-sdk-format.md).
+    /// </summary>
+    SdkMalformed,
+    /// <summary>An Alibaba Cloud Encryption SDK message uses an algorithm this build does not read (AES-CBC, AES-CTR, SM4, unknown ids).</summary>
+    SdkUnsupportedAlgorithm,
+    /// <summary>An Alibaba Cloud Encryption SDK message is larger than the most processed whole in memory.</summary>
+    SdkMessageTooLarge,
+    /// <summary>A conversion would need more memory than allowed: the file is larger than the converter's limit.</summary>
+    ConvertTooLarge,
+    /// <summary>A conversion would drop the file's encryption context (the target format has none).</summary>
+    ConvertContextLost,
 }
 
 /// <summary>

@@ -73,6 +73,7 @@ public sealed partial class EnvelopeHeader
     {
         if (frameLength < EnvelopeFormat.MinFrameLength || frameLength > EnvelopeFormat.MaxFrameLength)
             throw new ArgumentOutOfRangeException(nameof(frameLength), $"Frame length must be between {EnvelopeFormat.MinFrameLength} and {EnvelopeFormat.MaxFrameLength}.");
+        RequireSuiteKeyLength(dataKey);
         var keys = dataKey.WrappedKeys;
         CheckWrappedKeys(keys);
         if (version == EnvelopeFormat.Version2)
@@ -195,6 +196,7 @@ public sealed partial class EnvelopeHeader
     /// <summary>Derives the file key and checks the commitment in constant time (the file key is wiped on a mismatch).</summary>
     private void DeriveAndCheckCommitment(DataKey dataKey, ReadOnlySpan<byte> expected, Span<byte> fileKey)
     {
+        RequireSuiteKeyLength(dataKey); // every v1 and v2 slot check comes here
         Span<byte> commitment = stackalloc byte[EnvelopeFormat.CommitmentSize];
         KeySchedule.Derive(dataKey.Plaintext, MessageId, SuiteId, fileKey, commitment);
         bool committed = CryptographicOperations.FixedTimeEquals(commitment, expected);
@@ -205,6 +207,13 @@ public sealed partial class EnvelopeHeader
             throw new EnvelopeException(EnvelopeError.KeyCommitmentMismatch,
                 "The data key does not match this file's key commitment: the file was encrypted with another key, or its wrapped key was replaced.");
         }
+    }
+
+    /// <summary>Suite 0x0001 takes 32-byte data keys only (format §5); a 16-byte key (kept for other formats) is refused.</summary>
+    private static void RequireSuiteKeyLength(DataKey dataKey)
+    {
+        if (dataKey.Length != DataKey.KeyLength)
+            throw new KeyProviderException(KeyProviderError.InvalidDataKey, $"EKMS files need a {DataKey.KeyLength}-byte data key; this one has {dataKey.Length} bytes.");
     }
 
     /// <summary>Reads and parses a header from the current position, enforcing every cap before allocating.</summary>

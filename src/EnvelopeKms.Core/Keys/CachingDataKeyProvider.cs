@@ -16,10 +16,17 @@ public sealed class CachingDataKeyProvider(IDataKeyProvider inner) : IDataKeyPro
     public Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, CancellationToken cancellationToken)
         => inner.GenerateDataKeyAsync(keyIds, context, cancellationToken);
 
-    public async Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, CancellationToken cancellationToken)
+    public Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, int keyLength, CancellationToken cancellationToken)
+        => inner.GenerateDataKeyAsync(keyIds, context, keyLength, cancellationToken);
+
+    public Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, CancellationToken cancellationToken)
+        => DecryptDataKeyAsync(entries, context, DataKey.KeyLength, cancellationToken);
+
+    public async Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, int keyLength, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        string contextKey = context.ToKmsJson() ?? string.Empty;
+        // The key length is part of the cache key: a request for another length is another question to the provider.
+        string contextKey = keyLength + "\n" + (context.ToKmsJson() ?? string.Empty);
         foreach (var entry in entries)
         {
             if (_cache.TryGetValue(CacheKey(entry, contextKey), out var hit) && hit.Value.IsCompletedSuccessfully)
@@ -30,10 +37,10 @@ public sealed class CachingDataKeyProvider(IDataKeyProvider inner) : IDataKeyPro
         if (_cache.Count >= MaxEntries)
         {
             // The cache is full: this key is not kept, so it is this caller's alone, and wiped once copied.
-            using var uncached = await inner.DecryptDataKeyAsync(entries, context, cancellationToken).ConfigureAwait(false);
+            using var uncached = await inner.DecryptDataKeyAsync(entries, context, keyLength, cancellationToken).ConfigureAwait(false);
             return Copy(uncached, entries);
         }
-        var lazy = _cache.GetOrAdd(key, _ => new Lazy<Task<DataKey>>(() => inner.DecryptDataKeyAsync(entries, context, CancellationToken.None)));
+        var lazy = _cache.GetOrAdd(key, _ => new Lazy<Task<DataKey>>(() => inner.DecryptDataKeyAsync(entries, context, keyLength, CancellationToken.None)));
         DataKey unwrapped;
         try
         {

@@ -46,6 +46,12 @@ public sealed class CircuitBreakingDataKeyProvider : IDataKeyProvider
     public Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, CancellationToken cancellationToken)
         => RunAsync(ct => _inner.DecryptDataKeyAsync(entries, context, ct), cancellationToken);
 
+    public Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, int keyLength, CancellationToken cancellationToken)
+        => RunAsync(ct => _inner.GenerateDataKeyAsync(keyIds, context, keyLength, ct), cancellationToken);
+
+    public Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, int keyLength, CancellationToken cancellationToken)
+        => RunAsync(ct => _inner.DecryptDataKeyAsync(entries, context, keyLength, ct), cancellationToken);
+
     private async Task<DataKey> RunAsync(Func<CancellationToken, Task<DataKey>> call, CancellationToken cancellationToken)
     {
         while (true)

@@ -8,8 +8,17 @@ namespace EnvelopeKms.Keys;
 /// </summary>
 public sealed class DataKey : IDisposable
 {
-    /// <summary>Length of every data key this format uses (AES-256).</summary>
+    /// <summary>Length of the data keys of EKMS and the legacy format (AES-256), and the default length.</summary>
     public const int KeyLength = 32;
+
+    /// <summary>
+    /// The other length a data key may have: AES-128, for reading (and writing) Alibaba Cloud Encryption SDK messages
+    /// of algorithm 1. EKMS and the legacy format refuse such keys.
+    /// </summary>
+    public const int Aes128KeyLength = 16;
+
+    /// <summary>True for the lengths a <see cref="DataKey"/> may have: 32 (the default) and 16 bytes.</summary>
+    public static bool IsSupportedLength(int length) => length is KeyLength or Aes128KeyLength;
 
     private readonly byte[] _plaintext;
     private bool _disposed;
@@ -17,12 +26,12 @@ public sealed class DataKey : IDisposable
     /// <summary>Copies <paramref name="plaintext"/> into a pinned buffer; the caller wipes its own copy.</summary>
     public DataKey(ReadOnlySpan<byte> plaintext, IReadOnlyList<WrappedDataKey> wrappedKeys, string? keyId = null)
     {
-        if (plaintext.Length != KeyLength)
+        if (!IsSupportedLength(plaintext.Length))
         {
             throw new KeyProviderException(KeyProviderError.InvalidDataKey,
-                $"The data key must be {KeyLength} bytes; the key provider returned {plaintext.Length}.");
+                $"The data key must be {KeyLength} (or {Aes128KeyLength}) bytes; the key provider returned {plaintext.Length}.");
         }
-        _plaintext = SecretBuffers.Track(GC.AllocateArray<byte>(KeyLength, pinned: true));
+        _plaintext = SecretBuffers.Track(GC.AllocateArray<byte>(plaintext.Length, pinned: true));
         plaintext.CopyTo(_plaintext);
         WrappedKeys = wrappedKeys ?? throw new ArgumentNullException(nameof(wrappedKeys));
         KeyId = keyId;
@@ -46,6 +55,9 @@ public sealed class DataKey : IDisposable
             return _plaintext;
         }
     }
+
+    /// <summary>Bytes of the key: 32, or 16 for an AES-128 key.</summary>
+    public int Length => _plaintext.Length;
 
     /// <summary>The plaintext as memory, for the KMS client's Encrypt (which wipes its own encoded copy). Valid only until <see cref="Dispose"/>.</summary>
     internal ReadOnlyMemory<byte> PlaintextMemory

@@ -25,7 +25,16 @@ public sealed class EncryptionContext : IReadOnlyDictionary<string, string>
     private EncryptionContext(KeyValuePair<string, string>[] sortedEntries) => _entries = sortedEntries;
 
     /// <summary>Builds a context from caller-supplied pairs, checking keys, values and size.</summary>
-    public static EncryptionContext Create(IEnumerable<KeyValuePair<string, string>>? pairs)
+    public static EncryptionContext Create(IEnumerable<KeyValuePair<string, string>>? pairs) => Create(pairs, allowReserved: false);
+
+    /// <summary>
+    /// Builds a context read from a file of another format (the Alibaba Cloud Encryption SDK's): the same checks as
+    /// <see cref="Create(IEnumerable{KeyValuePair{string, string}}?)"/>, except that keys with the reserved prefix are
+    /// accepted (only writers refuse them). Throws <see cref="ArgumentException"/> on an invalid pair.
+    /// </summary>
+    internal static EncryptionContext CreateFromFile(IEnumerable<KeyValuePair<string, string>> pairs) => Create(pairs, allowReserved: true);
+
+    private static EncryptionContext Create(IEnumerable<KeyValuePair<string, string>>? pairs, bool allowReserved)
     {
         if (pairs is null) return Empty;
         var list = new List<KeyValuePair<string, string>>();
@@ -35,7 +44,7 @@ public sealed class EncryptionContext : IReadOnlyDictionary<string, string>
                 throw new ArgumentException("Encryption context keys must not be empty.");
             if (pair.Value is null)
                 throw new ArgumentException($"Encryption context key '{pair.Key}' has no value.");
-            if (pair.Key.StartsWith(ReservedPrefix, StringComparison.Ordinal))
+            if (!allowReserved && pair.Key.StartsWith(ReservedPrefix, StringComparison.Ordinal))
                 throw new ArgumentException($"Encryption context keys starting with '{ReservedPrefix}' are reserved.");
             EnsureEncodable(pair.Key);
             EnsureEncodable(pair.Value);

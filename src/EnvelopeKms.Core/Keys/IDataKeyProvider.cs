@@ -18,4 +18,27 @@ public interface IDataKeyProvider
     /// <see cref="KeyProviderException"/> when none can be unwrapped.
     /// </summary>
     Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// As <see cref="GenerateDataKeyAsync(IReadOnlyList{string}, EncryptionContext, CancellationToken)"/>, for a data key
+    /// of <paramref name="keyLength"/> bytes (<see cref="DataKey.KeyLength"/> or <see cref="DataKey.Aes128KeyLength"/>).
+    /// A provider that only knows 32-byte keys refuses other lengths.
+    /// </summary>
+    Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, int keyLength, CancellationToken cancellationToken)
+        => keyLength == DataKey.KeyLength
+            ? GenerateDataKeyAsync(keyIds, context, cancellationToken)
+            : Task.FromException<DataKey>(UnsupportedLength(keyLength));
+
+    /// <summary>
+    /// As <see cref="DecryptDataKeyAsync(IReadOnlyList{WrappedDataKey}, EncryptionContext, CancellationToken)"/>, where
+    /// the unwrapped key must be <paramref name="keyLength"/> bytes long (a key of any other length is an
+    /// <see cref="KeyProviderError.InvalidDataKey"/> failure).
+    /// </summary>
+    Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, int keyLength, CancellationToken cancellationToken)
+        => keyLength == DataKey.KeyLength
+            ? DecryptDataKeyAsync(entries, context, cancellationToken)
+            : Task.FromException<DataKey>(UnsupportedLength(keyLength));
+
+    private static KeyProviderException UnsupportedLength(int keyLength)
+        => new(KeyProviderError.InvalidDataKey, $"This key provider supplies {DataKey.KeyLength}-byte data keys only, not {keyLength}-byte keys.");
 }

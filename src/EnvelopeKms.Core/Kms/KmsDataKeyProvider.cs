@@ -51,16 +51,22 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
         _allowed = _options.AllowedKeyIds?.Select(KmsKeyReference.Parse).ToList();
     }
 
-    public async Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, CancellationToken cancellationToken)
+    public Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, CancellationToken cancellationToken)
+        => GenerateDataKeyAsync(keyIds, context, DataKey.KeyLength, cancellationToken);
+
+    /// <summary>Generates a data key of <paramref name="keyLength"/> bytes (32, or 16 for AES-128).</summary>
+    public async Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, int keyLength, CancellationToken cancellationToken)
     {
         if (keyIds is null || keyIds.Count == 0) throw new ArgumentException("At least one KMS key is needed.", nameof(keyIds));
         ArgumentNullException.ThrowIfNull(context);
+        if (!DataKey.IsSupportedLength(keyLength))
+            throw new ArgumentOutOfRangeException(nameof(keyLength), $"Data keys are {DataKey.KeyLength} or {DataKey.Aes128KeyLength} bytes.");
         // Every key's endpoint is settled before the first call: a key no endpoint is known for fails up front.
         var clients = keyIds.Select(k => _clients.ForRegion(KmsRegionalClients.RegionOfKey(k))).ToList();
         GenerateDataKeyResult generated;
         try
         {
-            generated = await clients[0].GenerateDataKeyAsync(keyIds[0], DataKey.KeyLength, keySpec: null, context, cancellationToken).ConfigureAwait(false);
+            generated = await clients[0].GenerateDataKeyAsync(keyIds[0], keyLength, keySpec: null, context, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is KmsException or CredentialsException)
         {
@@ -68,10 +74,10 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
         }
         using (generated)
         {
-            if (generated.Plaintext.Length != DataKey.KeyLength)
+            if (generated.Plaintext.Length != keyLength)
             {
                 throw new KeyProviderException(KeyProviderError.InvalidDataKey,
-                    $"KMS returned a {generated.Plaintext.Length}-byte data key for '{keyIds[0]}'; {DataKey.KeyLength} bytes were requested.");
+                    $"KMS returned a {generated.Plaintext.Length}-byte data key for '{keyIds[0]}'; {keyLength} bytes were requested.");
             }
             var entries = new List<WrappedDataKey> { Entry(clients[0], keyIds[0], generated.KeyId, generated.KeyVersionId, generated.CiphertextBlob) };
             _options.Trace?.Invoke($"Data key generated under '{generated.KeyId}' ({RegionText(entries[0].Region)}, {clients[0].Endpoint}).");
@@ -92,7 +98,11 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
         }
     }
 
-    public async Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, CancellationToken cancellationToken)
+    public Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, CancellationToken cancellationToken)
+        => DecryptDataKeyAsync(entries, context, DataKey.KeyLength, cancellationToken);
+
+    /// <summary>Unwraps the first allowed entry; the data key must be <paramref name="keyLength"/> bytes (32, or 16 for AES-128).</summary>
+    public async Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, int keyLength, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(entries);
         ArgumentNullException.ThrowIfNull(context);
@@ -151,10 +161,10 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
                     throw new KeyProviderException(KeyProviderError.InvalidDataKey,
                         $"The entry for '{entry.KeyId}' was unwrapped by KMS key '{decrypted.KeyId}', which is not in the allowed keys; the file header may have been tampered with.");
                 }
-                if (decrypted.Plaintext.Length != DataKey.KeyLength)
+                if (decrypted.Plaintext.Length != keyLength)
                 {
                     throw new KeyProviderException(KeyProviderError.InvalidDataKey,
-                        $"KMS unwrapped a {decrypted.Plaintext.Length}-byte data key from the entry for '{entry.KeyId}'; the format needs {DataKey.KeyLength} bytes.");
+                        $"KMS unwrapped a {decrypted.Plaintext.Length}-byte data key from the entry for '{entry.KeyId}'; the format needs {keyLength} bytes.");
                 }
                 _unreachable.TryRemove(client.Endpoint.ToString(), out _);
                 _options.Trace?.Invoke($"Unwrap {name}: unwrapped by '{decrypted.KeyId}' at {client.Endpoint}.");
@@ -180,7 +190,7 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
 
     /// <summary>
     /// KMS Encrypt of an existing data key under another key (re-wrapping, Update-EnvelopeFileKey), at the endpoint
-    /// of the key's region (a key ARN of another region is wrapped there, as in <see cref="GenerateDataKeyAsync"/>).
+    /// of the key's region (a key ARN of another region is wrapped there, as in <see cref="GenerateDataKeyAsync(IReadOnlyList{string}, EncryptionContext, int, CancellationToken)"/>).
     /// </summary>
     public async Task<WrappedDataKey> WrapDataKeyAsync(string keyId, DataKey dataKey, EncryptionContext context, CancellationToken cancellationToken)
     {

@@ -88,6 +88,7 @@ public sealed class LegacyEnvelope
     /// <summary>Decrypts and verifies; the caller wipes the returned plaintext after use.</summary>
     public byte[] Decrypt(DataKey dataKey)
     {
+        RequireKeyLength(dataKey);
         var plaintext = new byte[Ciphertext.Length];
         using var eax = new AesEax(dataKey.Plaintext);
         if (!eax.TryDecrypt(Nonce, ReadOnlySpan<byte>.Empty, Ciphertext, Tag, plaintext))
@@ -99,6 +100,7 @@ public sealed class LegacyEnvelope
     public static byte[] Encrypt(DataKey dataKey, ReadOnlySpan<byte> plaintext)
     {
         if (plaintext.Length > MaxFileSize) throw Invalid($"The legacy format holds at most {MaxFileSize / (1024 * 1024)} MiB.");
+        RequireKeyLength(dataKey);
         var nonce = RandomNumberGenerator.GetBytes(NonceSize);
         var ciphertext = new byte[plaintext.Length];
         var tag = new byte[TagSize];
@@ -109,5 +111,12 @@ public sealed class LegacyEnvelope
         text.Append(Convert.ToBase64String(ciphertext)).Append('\n');
         text.Append(Convert.ToBase64String(tag)).Append('\n');
         return Encoding.ASCII.GetBytes(text.ToString());
+    }
+
+    /// <summary>The sample uses 32-byte data keys (AES-256-EAX); a 16-byte key would silently mean AES-128.</summary>
+    private static void RequireKeyLength(DataKey dataKey)
+    {
+        if (dataKey.Length != DataKey.KeyLength)
+            throw new KeyProviderException(KeyProviderError.InvalidDataKey, $"Legacy files need a {DataKey.KeyLength}-byte data key; this one has {dataKey.Length} bytes.");
     }
 }

@@ -5,7 +5,7 @@ using EnvelopeKms.PowerShell.Infrastructure;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
-/// <summary>Shows an envelope file's header — format, suite, KMS keys, encryption context, sizes — without any KMS call.</summary>
+/// <summary>Shows an envelope file's header (EKMS, legacy or Encryption SDK) — format, suite, KMS keys, encryption context, sizes — without any KMS call.</summary>
 [Cmdlet(VerbsCommon.Get, "EnvelopeFileInfo", DefaultParameterSetName = "LiteralPath")]
 [OutputType(typeof(EnvelopeFileInfo))]
 public sealed class GetEnvelopeFileInfoCommand : EnvelopeCmdlet
@@ -43,7 +43,24 @@ public sealed class GetEnvelopeFileInfoCommand : EnvelopeCmdlet
     private static async Task<EnvelopeFileInfo> ReadAsync(string file, CancellationToken cancellationToken)
     {
         long length = new FileInfo(file).Length;
-        if (await LegacyFileOperations.DetectFormatAsync(file, cancellationToken).ConfigureAwait(false) == EnvelopeFileFormat.Legacy)
+        var format = await LegacyFileOperations.DetectFormatAsync(file, cancellationToken).ConfigureAwait(false);
+        if (AlibabaSdkFormats.LayoutOf(format) is not null)
+        {
+            var sdk = await AlibabaSdkFileOperations.ReadHeaderAsync(file, cancellationToken).ConfigureAwait(false);
+            return new EnvelopeFileInfo
+            {
+                Path = file,
+                Format = AlibabaSdkFormats.NameOf(sdk.Layout),
+                Version = sdk.Version,
+                Suite = AlibabaSdkFormats.Describe(sdk.Algorithm),
+                KeyIds = sdk.EncryptedDataKeys.Select(k => k.CmkArn).ToArray(),
+                WrappedKeys = sdk.WrappedKeys.Select(EnvelopeFileInfo.ToInfo).ToArray(),
+                EncryptionContext = EnvelopeFileInfo.ToDictionary(sdk.EncryptionContext),
+                PlaintextLength = sdk.PlaintextLength,
+                Length = length,
+            };
+        }
+        if (format == EnvelopeFileFormat.Legacy)
         {
             if (length > LegacyEnvelope.MaxFileSize)
                 throw new Format.EnvelopeException(Format.EnvelopeError.LegacyInvalid, "The file is too large to be a legacy envelope file.");

@@ -46,12 +46,18 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     [Parameter]
     public SwitchParameter DataKeyPerFile { get; set; }
 
-    /// <summary>EKMS (default), or Legacy: the KMS documentation sample's four-line AES-EAX format, for scripts built on it.</summary>
+    /// <summary>
+    /// EKMS (default); Legacy: the KMS documentation sample's four-line AES-EAX format, for scripts built on it;
+    /// AlibabaSdk / AlibabaSdkStream: an Alibaba Cloud Encryption SDK message (ASN.1, or the Java SDK's stream layout).
+    /// </summary>
     [Parameter]
-    [ValidateSet("EKMS", "Legacy")]
+    [ValidateSet("EKMS", "Legacy", AlibabaSdkFormats.Asn1Name, AlibabaSdkFormats.StreamName)]
     public string Format { get; set; } = "EKMS";
 
     private bool Legacy => string.Equals(Format, "Legacy", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>The Encryption SDK layout asked for, or null for EKMS and Legacy.</summary>
+    private AlibabaSdk.AlibabaSdkLayout? SdkLayout => AlibabaSdkFormats.LayoutOf(Format);
 
     protected override IReadOnlySet<string> TerminatingErrorIds => KeyLevelErrors;
 
@@ -64,6 +70,9 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         if (Legacy && KeyId.Length > 1)
             ThrowTerminatingError(new ErrorRecord(new ArgumentException("The legacy format holds one wrapped key; give one -KeyId."),
                 "EnvelopeLegacyOneKey", ErrorCategory.InvalidArgument, KeyId));
+        if (SdkLayout is not null && AlibabaSdk.AlibabaSdkHeader.SerializeContext(_context).Length > AlibabaSdk.AlibabaSdkFormat.MaxContextBytes)
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"The Encryption SDK formats hold an encryption context of at most {AlibabaSdk.AlibabaSdkFormat.MaxContextBytes} serialized bytes."),
+                "EnvelopeContextInvalid", ErrorCategory.InvalidArgument, EncryptionContext));
         if (KeyId.Length > EnvelopeFormat.DefaultMaxWrappedKeys)
             ThrowTerminatingError(new ErrorRecord(new ArgumentException(
                 $"At most {EnvelopeFormat.DefaultMaxWrappedKeys} KMS keys can wrap one file (the most a reader accepts by default); {KeyId.Length} were given."),
@@ -103,13 +112,13 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     {
         EndWriting();
         if (_alreadyProtected > 0)
-            WriteWarning($"Skipped {_alreadyProtected} file(s) that are already envelope files (EKMS or legacy).");
+            WriteWarning($"Skipped {_alreadyProtected} file(s) that are already envelope files (EKMS, legacy or Encryption SDK).");
         if (_batcher is not null)
             WriteVerbose($"{_batcher.DataKeysGenerated} data key(s) generated for {Queue.CompletedCount} file(s).");
         WriteRetrySummary();
     }
 
-    /// <summary>A .ekms file that already holds an EKMS or legacy envelope (by content) is not encrypted again.</summary>
+    /// <summary>A .ekms file that already holds an envelope of a known format (by content) is not encrypted again.</summary>
     private static bool IsAlreadyProtected(string source)
     {
         if (!source.EndsWith(EnvelopeFormat.FileExtension, StringComparison.OrdinalIgnoreCase)) return false;
@@ -138,19 +147,49 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 
     private DataKeyBatcher Batcher => _batcher ??= new DataKeyBatcher(
         new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(Clients, new KmsDataKeyProviderOptions { Trace = QueueVerbose })),
-        KeyId, _context, DataKeyPerFile ? DataKeyReuseLimits.PerFile : DataKeyReuseLimits.Default);
+        BatchKeyIds, _context, DataKeyPerFile ? DataKeyReuseLimits.PerFile : DataKeyReuseLimits.Default);
+
+    private IReadOnlyList<string>? _sdkArns;
+
+    /// <summary>
+    /// The Encryption SDK records each KMS key by ARN: -KeyId values that are ids or aliases are resolved once, with
+    /// DescribeKey, on the pipeline thread. KMS is then asked with the ARNs, whose regions pick the endpoints, as the
+    /// SDKs take the region from the ARN.
+    /// </summary>
+    private IReadOnlyList<string> BatchKeyIds
+    {
+        get
+        {
+            if (SdkLayout is null) return KeyId;
+            try
+            {
+                _sdkArns ??= Run(ct => KmsKeyArn.ResolveAsync(Client, KeyId, ct));
+            }
+            catch (Exception e) when (e is KmsException or Credentials.CredentialsException)
+            {
+                ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, KeyId));
+            }
+            if (_sdkArns!.Distinct(StringComparer.Ordinal).Count() != _sdkArns!.Count)
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"Two -KeyId values name the same KMS key ({string.Join(", ", _sdkArns!)}); an Encryption SDK message holds one data key per key."),
+                    "EnvelopeDuplicateKeyId", ErrorCategory.InvalidArgument, KeyId));
+            return _sdkArns!;
+        }
+    }
 
     private async Task<object?> ProtectAsync(FileWorkQueue.WorkItem item, string destination, bool removeSource, CancellationToken cancellationToken)
     {
         using var lease = await Batcher.AcquireAsync(item.Length, cancellationToken).ConfigureAwait(false);
-        EnvelopeKms.Files.EnvelopeFileResult result = Legacy
+        EnvelopeKms.Files.EnvelopeFileResult result = SdkLayout is { } layout
+            ? await AlibabaSdkFileOperations.EncryptFileAsync(item.Source, destination, lease.Key, _sdkArns!, _context, layout, Force, item.Progress, cancellationToken).ConfigureAwait(false)
+            : Legacy
             ? await LegacyFileOperations.EncryptFileAsync(item.Source, destination, lease.Key, Force, cancellationToken).ConfigureAwait(false)
             : await EnvelopeFileOperations.EncryptFileAsync(item.Source, destination, lease.Key, _context, Force, null, item.Progress, cancellationToken).ConfigureAwait(false);
         bool removed = false;
         if (removeSource)
         {
             // Only after the output on disk decrypts: a source is never removed before its copy is proven good.
-            if (Legacy) await VerifyLegacyAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
+            if (SdkLayout is not null) await AlibabaSdkFileOperations.VerifyFileAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
+            else if (Legacy) await VerifyLegacyAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
             else await EnvelopeFileOperations.VerifyFileAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
             File.Delete(item.Source);
             removed = true;
@@ -162,7 +201,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             Source = result.Source,
             KeyId = lease.Key.WrappedKeys[0].KeyId,
             Region = lease.Key.WrappedKeys[0].Region.Length == 0 ? null : lease.Key.WrappedKeys[0].Region,
-            Format = Legacy ? "Legacy" : "EKMS",
+            Format = SdkLayout is { } sdk ? AlibabaSdkFormats.NameOf(sdk) : Legacy ? "Legacy" : "EKMS",
             Length = result.OutputLength,
             SourceRemoved = removed,
         };

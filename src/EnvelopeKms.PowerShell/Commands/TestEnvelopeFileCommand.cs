@@ -74,7 +74,13 @@ public sealed class TestEnvelopeFileCommand : EnvelopeFileCmdlet
 
     private async Task<(string?, WrappedDataKey?)> VerifyAsync(string file, CancellationToken cancellationToken)
     {
-        if (await LegacyFileOperations.DetectFormatAsync(file, cancellationToken).ConfigureAwait(false) == EnvelopeFileFormat.Legacy)
+        var format = await LegacyFileOperations.DetectFormatAsync(file, cancellationToken).ConfigureAwait(false);
+        if (AlibabaSdkFormats.LayoutOf(format) is not null)
+        {
+            var sdk = await AlibabaSdkFileOperations.VerifyFileAsync(file, _keys!, new AlibabaSdk.AlibabaSdkDecryptOptions { RequiredContext = _required }, cancellationToken).ConfigureAwait(false);
+            return (sdk.KeyId, sdk.UnwrappedFrom);
+        }
+        if (format == EnvelopeFileFormat.Legacy)
         {
             if (_required.Count > 0)
                 throw new EnvelopeException(EnvelopeError.ContextMismatch, "Legacy files have no encryption context.");

@@ -8,7 +8,7 @@ using EnvelopeKms.PowerShell.Infrastructure;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
-/// <summary>Decrypts EKMS envelope files (and the KMS documentation sample's legacy files).</summary>
+/// <summary>Decrypts EKMS envelope files (and the KMS documentation sample's legacy files and Alibaba Cloud Encryption SDK messages).</summary>
 [Cmdlet(VerbsSecurity.Unprotect, "EnvelopeFile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = LiteralPathSet)]
 [OutputType(typeof(EnvelopeFileResult))]
 public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
@@ -82,6 +82,11 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
                 throw new EnvelopeException(EnvelopeError.ContextMismatch, "This is a legacy (documentation sample) file, which has no encryption context; the required context cannot match.");
             result = await LegacyFileOperations.DecryptFileAsync(item.Source, destination, _keys!, Force, cancellationToken).ConfigureAwait(false);
         }
+        else if (AlibabaSdkFormats.LayoutOf(format) is not null)
+        {
+            var options = new AlibabaSdk.AlibabaSdkDecryptOptions { RequiredContext = _required };
+            result = await AlibabaSdkFileOperations.DecryptFileAsync(item.Source, destination, _keys!, Force, options, item.Progress, cancellationToken).ConfigureAwait(false);
+        }
         else
         {
             var options = new EnvelopeDecryptOptions { RequiredContext = _required };
@@ -94,7 +99,7 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             Source = result.Source,
             KeyId = result.KeyId,
             Region = RegionOfUnwrap(result.UnwrappedFrom),
-            Format = format == EnvelopeFileFormat.Legacy ? "Legacy" : "EKMS",
+            Format = AlibabaSdkFormats.NameOf(format),
             Length = result.OutputLength,
             SlotProblem = result.Header?.DescribeSlotProblem(),
         };

@@ -36,6 +36,9 @@ public abstract class EnvelopeFileWriterCmdlet : EnvelopeFileCmdlet
     /// <summary>Error ids that fail every file alike, so they end the pipeline once instead of once per file.</summary>
     protected abstract IReadOnlySet<string> TerminatingErrorIds { get; }
 
+    /// <summary>Whether a file's failure ends the whole command (by default: its error id is in <see cref="TerminatingErrorIds"/>).</summary>
+    protected virtual bool IsTerminating(Exception error, ErrorRecord record) => TerminatingErrorIds.Contains(record.FullyQualifiedErrorId);
+
     private protected FileWorkQueue Queue => _queue ?? throw new InvalidOperationException("BeginWriting was not called.");
 
     /// <summary>Resolves -Destination and starts the work queue; call from BeginProcessing.</summary>
@@ -101,13 +104,13 @@ public abstract class EnvelopeFileWriterCmdlet : EnvelopeFileCmdlet
             var result = (EnvelopeFileResult)completion.Result!;
             ModuleState.Current.RememberKey(result.KeyId);
             string region = result.Region is null ? "" : $" (region {result.Region})";
-            WriteVerbose($"{(result.Operation == "Protect" ? "Encrypted" : "Decrypted")} '{result.Source}' to '{result.Path}' with KMS key {result.KeyId}{region}{(result.SourceRemoved ? "; source removed" : "")}.");
+            WriteVerbose($"{(result.Operation switch { "Protect" => "Encrypted", "Convert" => "Converted", _ => "Decrypted" })} '{result.Source}' to '{result.Path}' with KMS key {result.KeyId}{region}{(result.SourceRemoved ? "; source removed" : "")}.");
             if (result.SlotProblem is { } slotProblem) WriteWarning($"'{result.Source}': {slotProblem}");
             if (PassThru) WriteObject(result);
             return;
         }
         var record = ErrorMapper.ToErrorRecord(completion.Error, completion.Item.Source);
-        if (TerminatingErrorIds.Contains(record.FullyQualifiedErrorId))
+        if (IsTerminating(completion.Error, record))
         {
             CancelWork();
             ThrowTerminatingError(record);

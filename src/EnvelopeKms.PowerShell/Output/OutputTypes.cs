@@ -19,7 +19,7 @@ public sealed class EnvelopeFileResult
     public string? KeyId { get; init; }
     /// <summary>The region of that key: the region recorded in its wrapped-key entry (null when unknown).</summary>
     public string? Region { get; init; }
-    /// <summary>Format of the envelope file: EKMS or Legacy.</summary>
+    /// <summary>Format of the envelope file: EKMS, Legacy, AlibabaSdk or AlibabaSdkStream.</summary>
     public required string Format { get; init; }
     /// <summary>Bytes of the file written.</summary>
     public long Length { get; init; }

@@ -143,9 +143,13 @@ public class EnvelopeRoundTripTests
     }
 
     [Fact]
-    public void RejectsADataKeyOfTheWrongLength()
+    public async Task RejectsADataKeyOfTheWrongLength()
     {
-        var e = Assert.Throws<KeyProviderException>(() => new DataKey(new byte[16], []));
+        var e = Assert.Throws<KeyProviderException>(() => new DataKey(new byte[24], []));
+        Assert.Equal(KeyProviderError.InvalidDataKey, e.Error);
+        // 16-byte keys exist (for Encryption SDK messages of algorithm 1), but EKMS refuses them.
+        using var aes128 = new DataKey(new byte[16], [new WrappedDataKey(WrappedDataKey.AlibabaKmsProvider, "k", "", "", "YQ==")]);
+        e = await Assert.ThrowsAsync<KeyProviderException>(() => Envelope.EncryptAsync(new MemoryStream([1]), new MemoryStream(), aes128, EncryptionContext.Empty));
         Assert.Equal(KeyProviderError.InvalidDataKey, e.Error);
     }
 

@@ -1,0 +1,214 @@
+using System.Collections;
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using System.Security.Cryptography;
+using EnvelopeKms.Files;
+using EnvelopeKms.Format;
+using EnvelopeKms.Keys;
+using EnvelopeKms.Kms;
+using EnvelopeKms.PowerShell.Infrastructure;
+
+namespace EnvelopeKms.PowerShell.Commands;
+
+/// <summary>
+/// Converts envelope files between EKMS, the documentation sample's legacy format and the Alibaba Cloud Encryption
+/// SDK messages, under a new data key, without writing plaintext to disk. In place unless -Destination is given.
+/// </summary>
+[Cmdlet(VerbsData.Convert, "EnvelopeFile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = LiteralPathSet)]
+[OutputType(typeof(EnvelopeFileResult))]
+public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
+{
+    private static readonly IReadOnlySet<string> SessionLevelErrors = new HashSet<string>
+    {
+        // Credential, clock and configuration problems fail every file alike.
+        "KmsAuthenticationFailed", "KmsCredentialsFailed", "KmsConfigurationInvalid", "KmsClockSkew",
+    };
+    private static readonly IReadOnlySet<string> KeyLevelErrors = new HashSet<string>
+    {
+        // The new data key is shared by every file: a problem with -KeyId fails them all alike. (The same errors
+        // when unwrapping a source are that file's own: another source may be wrapped under another key.)
+        "KmsKeyNotFound", "KmsRefused", "KmsInvalidParameter", "KmsNoAllowedKey", "KmsUnavailable",
+    };
+    /// <summary>Marks (in <see cref="Exception.Data"/>) a failure to get the new data key, as opposed to reading a source.</summary>
+    private const string NewKeyMarker = "EnvelopeKms.NewDataKey";
+    private Keys.EncryptionContext _required = Keys.EncryptionContext.Empty;
+    private EnvelopeFileFormat _target;
+    private CachingDataKeyProvider? _unwrapper;
+    private IReadOnlyList<string>? _sdkArns;
+    private readonly ConcurrentDictionary<string, DataKeyBatcher> _batchers = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<DataKey, Lazy<Task>> _confirmed = new();
+
+    /// <summary>The format to convert to: EKMS, Legacy, AlibabaSdk (ASN.1 message) or AlibabaSdkStream.</summary>
+    [Parameter(Mandatory = true)]
+    [ValidateSet("EKMS", "Legacy", AlibabaSdkFormats.Asn1Name, AlibabaSdkFormats.StreamName)]
+    public string To { get; set; } = "EKMS";
+
+    /// <summary>KMS keys (key id, alias/... or ARN) that wrap the new data key; the first generates it. Legacy: one key.</summary>
+    [Parameter(Mandatory = true)]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(KmsKeyCompleter))]
+    public string[] KeyId { get; set; } = [];
+
+    /// <summary>Pairs that must be in each source file's encryption context, with these values (the context itself is carried over).</summary>
+    [Parameter]
+    [Alias("Context")]
+    public Hashtable? EncryptionContext { get; set; }
+
+    /// <summary>Only these KMS keys (ids, aliases or ARNs) may decrypt the sources.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(KmsKeyCompleter))]
+    public string[]? AllowedKeyId { get; set; }
+
+    protected override IReadOnlySet<string> TerminatingErrorIds => SessionLevelErrors;
+
+    protected override bool IsTerminating(Exception error, ErrorRecord record)
+        => base.IsTerminating(error, record) || (error.Data.Contains(NewKeyMarker) && KeyLevelErrors.Contains(record.FullyQualifiedErrorId));
+
+    protected override void BeginProcessing()
+    {
+        _required = ToContextOrStop(EncryptionContext);
+        _target = To.ToUpperInvariant() switch
+        {
+            "EKMS" => EnvelopeFileFormat.Ekms,
+            "LEGACY" => EnvelopeFileFormat.Legacy,
+            _ => AlibabaSdkFormats.LayoutOf(To) == AlibabaSdk.AlibabaSdkLayout.Asn1 ? EnvelopeFileFormat.AlibabaSdk : EnvelopeFileFormat.AlibabaSdkStream,
+        };
+        if (_target == EnvelopeFileFormat.Legacy && KeyId.Length > 1)
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("The legacy format holds one wrapped key; give one -KeyId."),
+                "EnvelopeLegacyOneKey", ErrorCategory.InvalidArgument, KeyId));
+        if (KeyId.Length > EnvelopeFormat.DefaultMaxWrappedKeys)
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException(
+                $"At most {EnvelopeFormat.DefaultMaxWrappedKeys} KMS keys can wrap one file (the most a reader accepts by default); {KeyId.Length} were given."),
+                "EnvelopeTooManyKeys", ErrorCategory.InvalidArgument, KeyId));
+        foreach (var key in KeyId) ModuleState.Current.RememberKey(key);
+        BeginWriting();
+    }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var source in ResolveInputFiles())
+        {
+            var format = DetectFormat(source);
+            if (format == EnvelopeFileFormat.Unknown)
+            {
+                WriteError(new ErrorRecord(new EnvelopeException(EnvelopeError.NotEnvelope, $"'{source}' is not an envelope file of a format this module reads (EKMS, legacy, Encryption SDK)."),
+                    "EnvelopeNotRecognized", ErrorCategory.InvalidData, source));
+                continue;
+            }
+            if (format == _target)
+            {
+                string hint = format == EnvelopeFileFormat.Ekms ? " To change the KMS keys of an EKMS file, use Update-EnvelopeFileKey." : "";
+                WriteError(new ErrorRecord(new InvalidOperationException($"'{source}' is already in the {AlibabaSdkFormats.NameOf(format)} format; nothing to convert.{hint}"),
+                    "EnvelopeConvertSameFormat", ErrorCategory.InvalidOperation, source));
+                continue;
+            }
+            string destination = Destination is null ? source : DestinationFor(source, System.IO.Path.GetFileName(source))!;
+            bool inPlace = string.Equals(System.IO.Path.GetFullPath(destination), source, OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase);
+            if (!inPlace && !CheckDestinationFree(source, destination)) continue;
+            string from = AlibabaSdkFormats.NameOf(format), to = AlibabaSdkFormats.NameOf(_target);
+            if (!ShouldProcess(source, inPlace ? $"Convert from {from} to {to} in place" : $"Convert from {from} to {to} into '{destination}'")) continue;
+            WarnAboutLeftoverTempFiles(destination);
+            _unwrapper ??= CreateUnwrappingKeyProvider(AllowedKeyId);
+            if (_target is EnvelopeFileFormat.AlibabaSdk or EnvelopeFileFormat.AlibabaSdkStream) _ = SdkArns;
+            _ = Clients; // created here, on the pipeline thread
+            Queue.Start(new FileWorkQueue.WorkItem(source, new FileInfo(source).Length), (item, ct) => ConvertAsync(item, format, destination, ct));
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        EndWriting();
+        WriteRetrySummary();
+    }
+
+    private static EnvelopeFileFormat DetectFormat(string source)
+    {
+        try
+        {
+            using var stream = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
+            Span<byte> prefix = stackalloc byte[64];
+            int n = stream.ReadAtLeast(prefix, prefix.Length, throwOnEndOfStream: false);
+            return LegacyFileOperations.Detect(prefix[..n]);
+        }
+        catch (IOException) { return EnvelopeFileFormat.Unknown; }
+        catch (UnauthorizedAccessException) { return EnvelopeFileFormat.Unknown; }
+    }
+
+    /// <summary>The Encryption SDK records keys by ARN: ids and aliases are resolved once, on the pipeline thread.</summary>
+    private IReadOnlyList<string> SdkArns
+    {
+        get
+        {
+            try
+            {
+                _sdkArns ??= Run(ct => KmsKeyArn.ResolveAsync(Client, KeyId, ct));
+            }
+            catch (Exception e) when (e is KmsException or Credentials.CredentialsException)
+            {
+                ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, KeyId));
+            }
+            return _sdkArns!;
+        }
+    }
+
+    /// <summary>One batcher (one GenerateDataKey per batch) per distinct encryption context carried over from the sources.</summary>
+    private Task<DataKeyLease> AcquireKeyAsync(Keys.EncryptionContext context, long length, CancellationToken cancellationToken)
+    {
+        string id = context.ToKmsJson() ?? "";
+        var batcher = _batchers.GetOrAdd(id, _ => new DataKeyBatcher(
+            new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(Clients, new KmsDataKeyProviderOptions { Trace = QueueVerbose })),
+            _sdkArns ?? KeyId, context, DataKeyReuseLimits.Default));
+        return MarkFailures(batcher.AcquireAsync(length, cancellationToken));
+
+        static async Task<DataKeyLease> MarkFailures(Task<DataKeyLease> acquiring)
+        {
+            try { return await acquiring.ConfigureAwait(false); }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                e.Data[NewKeyMarker] = true;
+                throw;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Before a file is replaced in place: KMS must unwrap the new data key (once per data key), so that a key the
+    /// caller may encrypt with but not decrypt with cannot leave them with a file they cannot open.
+    /// </summary>
+    private Task ConfirmNewKeyAsync(DataKey key, Keys.EncryptionContext context, CancellationToken cancellationToken)
+        => _confirmed.GetOrAdd(key, k => new Lazy<Task>(async () =>
+        {
+            using var provider = CreateUnwrappingKeyProvider(null);
+            using var unwrapped = await provider.DecryptDataKeyAsync(k.WrappedKeys, context, cancellationToken).ConfigureAwait(false);
+            if (!CryptographicOperations.FixedTimeEquals(unwrapped.Plaintext, k.Plaintext))
+                throw new KeyProviderException(KeyProviderError.InvalidDataKey, "KMS unwrapped the new data key to different bytes; the source was left as it was.");
+        })).Value;
+
+    private async Task<object?> ConvertAsync(FileWorkQueue.WorkItem item, EnvelopeFileFormat format, string destination, CancellationToken cancellationToken)
+    {
+        var result = await EnvelopeConverter.ConvertFileAsync(item.Source, format, destination, _target, _unwrapper!, _required,
+            AcquireKeyAsync, _sdkArns, ConfirmNewKeyAsync, Force, cancellationToken).ConfigureAwait(false);
+        var entry = result.NewKey.WrappedKeys[0];
+        return new EnvelopeFileResult
+        {
+            Operation = "Convert",
+            Path = result.Destination,
+            Source = result.Source,
+            KeyId = entry.KeyId,
+            Region = entry.Region.Length == 0 ? null : entry.Region,
+            Format = AlibabaSdkFormats.NameOf(result.TargetFormat),
+            Length = result.OutputLength,
+        };
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing); // first: stops and waits for the files in flight
+        if (disposing)
+        {
+            _unwrapper?.Dispose();
+            foreach (var batcher in _batchers.Values) batcher.Dispose();
+        }
+    }
+}
