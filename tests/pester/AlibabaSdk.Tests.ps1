@@ -13,25 +13,8 @@ BeforeAll {
     $script:Key2 = New-KmsKey -Description 'pester sdk second key'
     $script:Alias = "alias/Pester/Sdk$([guid]::NewGuid().ToString('N').Substring(0, 8))"
     $null = $Key | New-KmsAlias -AliasName $Alias
-    $script:Python = '/usr/bin/python3'
-    $script:PythonSdk = Join-Path $RepoRoot 'tests/interop/alibaba_sdk.py'
-    $script:NodeSdk = Join-Path $RepoRoot 'tests/interop/datakey-crossclient.mjs'
 
-    function Invoke-PythonSdk {
-        # Runs the independent implementation; throws with its stderr on a non-zero exit.
-        param([string[]] $Arguments)
-        $out = & $Python $PythonSdk @Arguments 2>&1
-        if ($LASTEXITCODE -ne 0) { throw "alibaba_sdk.py $($Arguments[0]) exited with ${LASTEXITCODE}: $out" }
-        $out
-    }
 
-    function Invoke-NodeKms {
-        # GenerateDataKey / Decrypt with the official Node.js SDK against the local server: one JSON object.
-        param([string[]] $Arguments)
-        $out = & node $NodeSdk @Arguments --endpoint $Server.Endpoint 2>&1
-        if ($LASTEXITCODE -ne 0) { throw "datakey-crossclient.mjs $($Arguments[0]) exited with ${LASTEXITCODE}: $out" }
-        $out | ConvertFrom-Json
-    }
 
     function New-Sample {
         param([string] $Name, [int] $Length = 100000)
@@ -216,7 +199,7 @@ Describe 'Interop with the independent Python implementation and real KMS blobs'
     It 'decrypts a <_> message the Python encoder wrote around a data key from the local server' -ForEach 'asn1', 'stream' {
         $context = @{ app = 'billing'; 'file name' = 'a+b/c.txt' }
         $contextJson = $context | ConvertTo-Json -Compress
-        $generated = Invoke-NodeKms 'generate', '--key-id', $Key.KeyId, '--context-json', $contextJson
+        $generated = Invoke-NodeKms $Server 'generate', '--key-id', $Key.KeyId, '--context-json', $contextJson
         $source = New-Sample "py-$_.bin" 70000
         $message = Join-Path $TestDrive "py-$_.bin.ekms"
         $null = Invoke-PythonSdk 'encrypt', '--layout', $_, '--key-b64', $generated.Plaintext, '--in', $source, '--out', $message,
@@ -235,7 +218,7 @@ Describe 'Interop with the independent Python implementation and real KMS blobs'
         $header = Invoke-PythonSdk 'header', '--in', "$source.ekms" | ConvertFrom-Json
         $header.encryptedDataKeys[0].cmkArn | Should -Be $Key.Arn
         $header.encryptionContext.app | Should -Be 'billing'
-        $unwrapped = Invoke-NodeKms 'decrypt', '--blob', $header.encryptedDataKeys[0].ciphertextBlob, '--context-json', '{"app":"billing"}'
+        $unwrapped = Invoke-NodeKms $Server 'decrypt', '--blob', $header.encryptedDataKeys[0].ciphertextBlob, '--context-json', '{"app":"billing"}'
         $out = Join-Path $TestDrive "ps-$_.out"
         $null = Invoke-PythonSdk 'decrypt', '--key-b64', $unwrapped.Plaintext, '--in', "$source.ekms", '--out', $out
         (Get-FileHash -LiteralPath $out).Hash | Should -Be (Get-FileHash -LiteralPath $source).Hash

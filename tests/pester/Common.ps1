@@ -85,3 +85,19 @@ function New-RandomFile {
     }
     finally { $fs.Dispose() }
 }
+
+function Invoke-PythonSdk {
+    <# Runs the independent Encryption SDK implementation (tests/interop/alibaba_sdk.py); throws with its output on a non-zero exit. #>
+    param([string[]] $Arguments)
+    $out = & '/usr/bin/python3' (Join-Path $RepoRoot 'tests/interop/alibaba_sdk.py') @Arguments 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "alibaba_sdk.py $($Arguments[0]) exited with ${LASTEXITCODE}: $out" }
+    $out
+}
+
+function Invoke-NodeKms {
+    <# GenerateDataKey / Decrypt with the official Node.js SDK (tests/interop/datakey-crossclient.mjs) against a local server: one JSON object. #>
+    param($Server, [string[]] $Arguments)
+    $out = & node (Join-Path $RepoRoot 'tests/interop/datakey-crossclient.mjs') @Arguments --endpoint $Server.Endpoint 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "datakey-crossclient.mjs $($Arguments[0]) exited with ${LASTEXITCODE}: $out" }
+    $out | ConvertFrom-Json
+}

@@ -15,8 +15,6 @@ BeforeAll {
     $null = $Key | New-KmsAlias -AliasName $Alias
     $script:Python = '/usr/bin/python3'
     $script:Sample = Join-Path $RepoRoot 'tests/interop/kms_envelope_sample.py'
-    $script:PythonSdk = Join-Path $RepoRoot 'tests/interop/alibaba_sdk.py'
-    $script:NodeSdk = Join-Path $RepoRoot 'tests/interop/datakey-crossclient.mjs'
 
     function Invoke-Sample {
         # The documentation sample's approach (pycryptodome EAX, its own V1-signed KMS calls); throws on failure.
@@ -27,19 +25,7 @@ BeforeAll {
         if ($LASTEXITCODE -ne 0) { throw "kms_envelope_sample.py $($Arguments[0]) exited with ${LASTEXITCODE}: $out" }
     }
 
-    function Invoke-PythonSdk {
-        param([string[]] $Arguments)
-        $out = & $Python $PythonSdk @Arguments 2>&1
-        if ($LASTEXITCODE -ne 0) { throw "alibaba_sdk.py $($Arguments[0]) exited with ${LASTEXITCODE}: $out" }
-        $out
-    }
 
-    function Invoke-NodeKms {
-        param([string[]] $Arguments)
-        $out = & node $NodeSdk @Arguments --endpoint $Server.Endpoint 2>&1
-        if ($LASTEXITCODE -ne 0) { throw "datakey-crossclient.mjs $($Arguments[0]) exited with ${LASTEXITCODE}: $out" }
-        $out | ConvertFrom-Json
-    }
 
     function New-Sample {
         param([string] $Name, [int] $Length = 70000)
@@ -94,7 +80,7 @@ Describe 'Convert-EnvelopeFile' {
         $converted = Join-Path $outDir 'ledger.bin.ekms'
         $header = Invoke-PythonSdk 'header', '--in', $converted | ConvertFrom-Json
         $header.encryptedDataKeys[0].cmkArn | Should -Match ":key/$($Key.KeyId)$"
-        $unwrapped = Invoke-NodeKms 'decrypt', '--blob', $header.encryptedDataKeys[0].ciphertextBlob, '--context-json', '{"app":"billing"}'
+        $unwrapped = Invoke-NodeKms $Server 'decrypt', '--blob', $header.encryptedDataKeys[0].ciphertextBlob, '--context-json', '{"app":"billing"}'
         $out = Join-Path (Split-Path $source) 'py.out'
         $null = Invoke-PythonSdk 'decrypt', '--key-b64', $unwrapped.Plaintext, '--in', $converted, '--out', $out
         (Get-FileHash -LiteralPath $out).Hash | Should -Be $hash

@@ -31,6 +31,23 @@ public static class LegacyFileOperations
         return Detect(prefix.AsSpan(0, n));
     }
 
+    /// <summary>
+    /// Recognises a file by content, synchronously, for a quick check on the pipeline thread: a file that cannot be
+    /// opened or read is <see cref="EnvelopeFileFormat.Unknown"/> (the real operation reports the real error).
+    /// </summary>
+    public static EnvelopeFileFormat DetectFormatOrUnknown(string path)
+    {
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
+            Span<byte> prefix = stackalloc byte[64];
+            int n = stream.ReadAtLeast(prefix, prefix.Length, throwOnEndOfStream: false);
+            return Detect(prefix[..n]);
+        }
+        catch (IOException) { return EnvelopeFileFormat.Unknown; }
+        catch (UnauthorizedAccessException) { return EnvelopeFileFormat.Unknown; }
+    }
+
     public static EnvelopeFileFormat Detect(ReadOnlySpan<byte> prefix)
     {
         if (prefix.StartsWith(EnvelopeFormat.Magic)) return EnvelopeFileFormat.Ekms;

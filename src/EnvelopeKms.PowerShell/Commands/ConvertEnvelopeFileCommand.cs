@@ -89,7 +89,7 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     {
         foreach (var source in ResolveInputFiles())
         {
-            var format = DetectFormat(source);
+            var format = LegacyFileOperations.DetectFormatOrUnknown(source);
             if (format == EnvelopeFileFormat.Unknown)
             {
                 WriteError(new ErrorRecord(new EnvelopeException(EnvelopeError.NotEnvelope, $"'{source}' is not an envelope file of a format this module reads (EKMS, legacy, Encryption SDK)."),
@@ -120,19 +120,6 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     {
         EndWriting();
         WriteRetrySummary();
-    }
-
-    private static EnvelopeFileFormat DetectFormat(string source)
-    {
-        try
-        {
-            using var stream = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
-            Span<byte> prefix = stackalloc byte[64];
-            int n = stream.ReadAtLeast(prefix, prefix.Length, throwOnEndOfStream: false);
-            return LegacyFileOperations.Detect(prefix[..n]);
-        }
-        catch (IOException) { return EnvelopeFileFormat.Unknown; }
-        catch (UnauthorizedAccessException) { return EnvelopeFileFormat.Unknown; }
     }
 
     /// <summary>The Encryption SDK records keys by ARN: ids and aliases are resolved once, on the pipeline thread.</summary>

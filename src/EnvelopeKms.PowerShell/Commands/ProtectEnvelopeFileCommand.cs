@@ -120,18 +120,8 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 
     /// <summary>A .ekms file that already holds an envelope of a known format (by content) is not encrypted again.</summary>
     private static bool IsAlreadyProtected(string source)
-    {
-        if (!source.EndsWith(EnvelopeFormat.FileExtension, StringComparison.OrdinalIgnoreCase)) return false;
-        try
-        {
-            using var stream = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
-            Span<byte> prefix = stackalloc byte[64];
-            int n = stream.ReadAtLeast(prefix, prefix.Length, throwOnEndOfStream: false);
-            return LegacyFileOperations.Detect(prefix[..n]) != EnvelopeFileFormat.Unknown;
-        }
-        catch (IOException) { return false; }
-        catch (UnauthorizedAccessException) { return false; }
-    }
+        => source.EndsWith(EnvelopeFormat.FileExtension, StringComparison.OrdinalIgnoreCase)
+            && LegacyFileOperations.DetectFormatOrUnknown(source) != EnvelopeFileFormat.Unknown;
 
     /// <summary>Removing a source destroys data: confirm as a ConfirmImpact=High action would, unless -Force.</summary>
     private bool ConfirmRemoval(string source)
