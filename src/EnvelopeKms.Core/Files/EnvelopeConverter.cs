@@ -6,9 +6,9 @@ using EnvelopeKms.Legacy;
 
 namespace EnvelopeKms.Files;
 
-/// <summary>What a conversion did: the file written, the format it came from and went to, and the keys used.</summary>
+/// <summary>What a conversion did: the file written, the format it came from and went to, and the keys used (the new data key only as its wrapped copies: its plaintext is wiped when the conversion ends).</summary>
 public sealed record EnvelopeConvertResult(string Source, string Destination, EnvelopeFileFormat SourceFormat, EnvelopeFileFormat TargetFormat,
-    long PlaintextLength, long OutputLength, string? SourceKeyId, WrappedDataKey? UnwrappedFrom, DataKey NewKey, bool InPlace);
+    long PlaintextLength, long OutputLength, string? SourceKeyId, WrappedDataKey? UnwrappedFrom, IReadOnlyList<WrappedDataKey> NewWrappedKeys, bool InPlace);
 
 /// <summary>
 /// Converts a file between the formats this library reads and writes — EKMS, the documentation sample's legacy
@@ -73,7 +73,7 @@ public static class EnvelopeConverter
         long outputLength = inPlace
             ? await EnvelopeFileOperations.ReplaceFileAtomicallyAsync(source, write, cancellationToken).ConfigureAwait(false)
             : await EnvelopeFileOperations.WriteFileAtomicallyAsync(source, destination, overwrite, write, cancellationToken).ConfigureAwait(false);
-        return new EnvelopeConvertResult(source, destination, sourceFormat, target, plaintext.Length, outputLength, plaintext.KeyId, plaintext.UnwrappedFrom, newKey, inPlace);
+        return new EnvelopeConvertResult(source, destination, sourceFormat, target, plaintext.Length, outputLength, plaintext.KeyId, plaintext.UnwrappedFrom, newKey.WrappedKeys, inPlace);
     }
 
     /// <summary>A decrypted, authenticated plaintext in a pinned buffer that <see cref="Dispose"/> wipes.</summary>

@@ -176,7 +176,7 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     {
         var result = await EnvelopeConverter.ConvertFileAsync(item.Source, format, destination, _target, _unwrapper!, _required,
             AcquireKeyAsync, _sdkArns, ConfirmNewKeyAsync, Force, cancellationToken).ConfigureAwait(false);
-        var entry = result.NewKey.WrappedKeys[0];
+        var entry = result.NewWrappedKeys[0];
         return new EnvelopeFileResult
         {
             Operation = "Convert",
