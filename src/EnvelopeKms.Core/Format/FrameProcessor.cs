@@ -16,14 +16,16 @@ public sealed class ProgressCounter
 }
 
 /// <summary>
-/// Streams frames through AES-GCM with reading, crypto and writing overlapped: while batch b is being encrypted
-/// or decrypted (split across cores), the next batches are being read and the previous ones written, each on a
-/// thread of its own. Buffers come from the shared pool and are reused for every batch, so the per-frame loop
+/// Streams frames through AES-GCM with reading, crypto and writing overlapped. A large body is cut into batches of
+/// ~1 MiB, which a few threads (one per core, at most <see cref="MaxWorkers"/>) read and encrypt or decrypt in
+/// parallel, each into a slot of its own, while whichever thread is free writes the finished slots in order (see
+/// <see cref="Pipeline"/>). Buffers come from the shared pool and are reused for every batch, so the per-frame loop
 /// allocates nothing; a body that fits in one batch is processed inline without any thread.
 /// </summary>
 internal sealed class FrameProcessor : IDisposable
 {
-    private const int SlotCount = 4;
+    /// <summary>More workers than this only add buffers: one writer thread cannot take batches faster.</summary>
+    internal const int MaxWorkers = 4;
     private const int TargetBatchBytes = 1 << 20;
 
     private readonly bool _encrypt;
@@ -40,19 +42,21 @@ internal sealed class FrameProcessor : IDisposable
         _frameLength = frameLength;
         _messageId = messageId.ToArray();
         int framesPerBatch = Math.Max(1, TargetBatchBytes / frameLength);
+        int workers = Math.Clamp(parallelism, 1, MaxWorkers);
         if (expectedInputLength is long known)
         {
             // Small inputs (the many-small-files case) get buffers sized to the file, not to a full batch.
             long frames = known / (encrypt ? frameLength : frameLength + EnvelopeFormat.TagSize) + 1;
             framesPerBatch = (int)Math.Min(framesPerBatch, frames);
+            if (frames <= framesPerBatch) workers = 1;
         }
         _framesPerBatch = framesPerBatch;
-        int workers = Math.Clamp(parallelism, 1, Math.Max(1, framesPerBatch));
         _ciphers = new IFrameCipher[workers];
         for (int i = 0; i < workers; i++) _ciphers[i] = FrameCipher.Create(fileKey);
 
-        // One slot to start with; a body longer than one batch rents the others when it starts the pipeline.
-        _slots = new Slot?[SlotCount];
+        // One slot to start with; a body longer than one batch rents the others when it starts the pipeline. Two
+        // per worker (one being filled, one waiting for the writer) and two for the writer keep everyone busy.
+        _slots = new Slot?[2 * workers + 2];
         _slots[0] = RentSlot();
     }
 
@@ -73,6 +77,13 @@ internal sealed class FrameProcessor : IDisposable
         /// <summary>High-water marks: only what was used needs wiping (a pooled array may be twice the size asked).</summary>
         public int InputUsed;
         public int OutputUsed;
+
+        // The batch the slot holds, between the thread that fills it and the one that writes it (Pipeline._gate).
+        public bool Ready;
+        public int InputUsedThisBatch;
+        public long Plaintext;
+        public bool Last;
+        public Exception? Error;
     }
 
     /// <summary>Processes the whole body; returns the plaintext byte count.</summary>
@@ -97,103 +108,266 @@ internal sealed class FrameProcessor : IDisposable
         if (read < inputBatch)
         {
             // The whole body fits in one batch (every small file): no threads, no queues.
-            ProcessBatch(_slots[0]!, read, last: true, firstIndex: 1, out long plaintext);
+            ProcessBatch(_ciphers[0], _slots[0]!, read, last: true, firstIndex: 1, out long plaintext);
             await output.WriteAsync(_slots[0]!.Output.AsMemory(0, _slots[0]!.OutputLength), cancellationToken).ConfigureAwait(false);
             progress?.Add(plaintext);
             return plaintext;
         }
-        // A large body: reading, AES and writing each get a thread of their own, so the kernel's copy work for the
-        // two files and the AES work overlap on the cores instead of adding up. Dedicated threads, because I/O
-        // queued to the thread pool would wait behind the AES workers that occupy it.
+        // A large body: dedicated threads, because I/O queued to the thread pool would wait behind other work there.
         return await Task.Factory.StartNew(() => RunPipelined(input, output, read, progress, cancellationToken),
             cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
     }
 
     private int InputBatchSize => _framesPerBatch * (_encrypt ? _frameLength : _frameLength + EnvelopeFormat.TagSize);
 
-    /// <summary>Reader thread → this thread (AES, split across cores) → writer thread, through bounded queues of slots.</summary>
+    /// <summary>
+    /// Runs the body through <see cref="Pipeline"/> on this thread and <c>workers - 1</c> more; batch 0 was read
+    /// already and is this thread's first job.
+    /// </summary>
     private long RunPipelined(Stream input, Stream output, int firstRead, ProgressCounter? progress, CancellationToken cancellationToken)
     {
-        int inputBatch = InputBatchSize;
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var free = new BlockingCollection<Slot>(_slots.Length);
-        using var filled = new BlockingCollection<(Slot Slot, int Read)>(_slots.Length);
-        using var sealedSlots = new BlockingCollection<(Slot Slot, long Plaintext)>(_slots.Length);
-        Exception? ioError = null;
-        void Fail(Exception e)
+        for (int i = 1; i < _slots.Length; i++) _slots[i] = RentSlot();
+        var pipeline = new Pipeline(this, input, output, firstRead, progress);
+        using var registration = cancellationToken.Register(pipeline.Cancel);
+        var threads = new Thread[_ciphers.Length - 1];
+        for (int w = 0; w < threads.Length; w++)
         {
-            Interlocked.CompareExchange(ref ioError, e, null);
-            stop.Cancel();
+            var cipher = _ciphers[w + 1];
+            threads[w] = new Thread(() => pipeline.Run(cipher, firstBatch: false)) { IsBackground = true, Name = "EnvelopeKms frames" };
+            threads[w].Start();
         }
-
-        filled.Add((_slots[0]!, firstRead));
-        for (int i = 1; i < _slots.Length; i++) free.Add(_slots[i] = RentSlot());
-
-        var reader = new Thread(() =>
-        {
-            try
-            {
-                while (true)
-                {
-                    var slot = free.Take(stop.Token);
-                    int n = FillSync(input, slot.Input, inputBatch, stop.Token);
-                    filled.Add((slot, n), stop.Token);
-                    if (n < inputBatch) break;
-                }
-            }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
-            catch (Exception e) { Fail(e); }
-            finally { filled.CompleteAdding(); }
-        }) { IsBackground = true, Name = "EnvelopeKms reader" };
-
-        var writer = new Thread(() =>
-        {
-            try
-            {
-                foreach (var (slot, plaintext) in sealedSlots.GetConsumingEnumerable(stop.Token))
-                {
-                    output.Write(slot.Output, 0, slot.OutputLength);
-                    progress?.Add(plaintext);
-                    free.Add(slot, stop.Token);
-                }
-            }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
-            catch (Exception e) { Fail(e); }
-        }) { IsBackground = true, Name = "EnvelopeKms writer" };
-
-        reader.Start();
-        writer.Start();
-        long nextIndex = 1;
-        long total = 0;
-        Exception? cryptError = null;
         try
         {
-            foreach (var (slot, read) in filled.GetConsumingEnumerable(stop.Token))
-            {
-                bool last = read < inputBatch;
-                int frames = ProcessBatch(slot, read, last, nextIndex, out long plaintext);
-                nextIndex += frames;
-                total += plaintext;
-                sealedSlots.Add((slot, plaintext), stop.Token);
-                if (last) break;
-            }
-        }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
-        catch (Exception e)
-        {
-            cryptError = e;
-            stop.Cancel();
+            pipeline.Run(_ciphers[0], firstBatch: true);
         }
         finally
         {
-            sealedSlots.CompleteAdding();
-            // Both threads end before the buffers can go back to the pool.
-            reader.Join();
-            writer.Join();
+            // Every thread is out of the buffers before they can go back to the pool.
+            pipeline.Cancel();
+            foreach (var t in threads) t.Join();
         }
-        if (cryptError is not null) ExceptionDispatchInfo.Throw(cryptError);
-        if (ioError is not null) ExceptionDispatchInfo.Throw(ioError);
+        if (pipeline.Error is not null) ExceptionDispatchInfo.Throw(pipeline.Error);
         cancellationToken.ThrowIfCancellationRequested();
+        return pipeline.Finish();
+    }
+
+    /// <summary>
+    /// The batches of one large body, shared by a few identical threads. Each thread repeatedly takes the most urgent
+    /// job: write the next batch in order if it is ready and no one is writing, else claim the next batch (if its slot
+    /// is free) and read + encrypt/decrypt it into its slot. Writes into one file are serial in the kernel and cost
+    /// about what <c>cp</c> costs, so whoever is free writes, and the rest of the time every thread does AES: the
+    /// cores are shared out by the work itself, not by the scheduler slicing more threads than cores (a dedicated
+    /// writer thread got only 2/3 of a core beside two AES threads on two cores, and was the critical path).
+    /// </summary>
+    /// <remarks>
+    /// A file is read at explicit offsets, so reads run in parallel; any other stream is read in batch order (a
+    /// batch waits for its turn). The body ends at the first batch shorter than a full one; a thread cannot know that
+    /// an earlier batch was short, so what it finds (a short read, a failed frame, a read error) is kept in its slot
+    /// and acted on only when the writer reaches that batch: batches past the end are dropped, errors come out in
+    /// file order.
+    /// </remarks>
+    private sealed class Pipeline
+    {
+        private readonly FrameProcessor _processor;
+        private readonly Stream _input;
+        private readonly Stream _output;
+        private readonly int _firstRead;
+        private readonly ProgressCounter? _progress;
+        private readonly FileStream? _file;
+        private readonly Microsoft.Win32.SafeHandles.SafeFileHandle? _handle; // positional reads; null: in order
+        private readonly long _bodyStart;
+        private readonly int _inputBatch;
+        private readonly Slot[] _slots;
+
+        private readonly object _gate = new(); // guards everything below
+        private long _nextClaim = 1;           // batch 0 is the first job of the calling thread
+        private long _nextRead = 1;            // in-order reads: the batch whose turn it is
+        private long _written;                 // batches written so far: batch k may use slot k mod n once k < _written + n
+        private bool _writing;
+        private long _endBatch = long.MaxValue; // the first short or failed batch known so far
+        private bool _done;
+        private long _total;
+        private long _consumed;
+
+        public Exception? Error { get; private set; }
+
+        public Pipeline(FrameProcessor processor, Stream input, Stream output, int firstRead, ProgressCounter? progress)
+        {
+            _processor = processor;
+            _input = input;
+            _output = output;
+            _firstRead = firstRead;
+            _progress = progress;
+            _inputBatch = processor.InputBatchSize;
+            _slots = processor._slots!;
+            _file = input as FileStream;
+            if (_file is { CanSeek: true })
+            {
+                _bodyStart = _file.Position - firstRead;
+                _handle = _file.SafeFileHandle; // once: the getter seeks the OS file position
+            }
+        }
+
+        private Slot SlotOf(long batch) => _slots[batch % _slots.Length];
+
+        public void Cancel()
+        {
+            lock (_gate)
+            {
+                _done = true;
+                Monitor.PulseAll(_gate);
+            }
+        }
+
+        /// <summary>After every thread has stopped: the plaintext byte count; the stream is left after the body.</summary>
+        public long Finish()
+        {
+            if (_handle is not null) _file!.Position = _bodyStart + _consumed;
+            return _total;
+        }
+
+        public void Run(IFrameCipher cipher, bool firstBatch)
+        {
+            try
+            {
+                long claimed = firstBatch ? 0 : -1;
+                while (true)
+                {
+                    if (claimed >= 0) Process(cipher, claimed);
+                    claimed = -1;
+                    long toWrite = -1;
+                    lock (_gate)
+                    {
+                        while (true)
+                        {
+                            if (_done) return;
+                            if (!_writing && SlotOf(_written).Ready)
+                            {
+                                _writing = true;
+                                toWrite = _written;
+                                break;
+                            }
+                            if (_nextClaim <= _endBatch && _nextClaim < _written + _slots.Length)
+                            {
+                                claimed = _nextClaim++;
+                                break;
+                            }
+                            Monitor.Wait(_gate);
+                        }
+                    }
+                    if (toWrite >= 0) Write(toWrite);
+                }
+            }
+            catch (Exception e)
+            {
+                Fail(e);
+            }
+        }
+
+        private void Fail(Exception e)
+        {
+            lock (_gate)
+            {
+                Error ??= e;
+                _done = true;
+                Monitor.PulseAll(_gate);
+            }
+        }
+
+        private void Process(IFrameCipher cipher, long batch)
+        {
+            var slot = SlotOf(batch);
+            int read = 0;
+            slot.Error = null;
+            try
+            {
+                if (batch == 0)
+                {
+                    read = _firstRead;
+                    slot.InputUsedThisBatch = read;
+                }
+                else if (_handle is not null)
+                {
+                    read = ReadAt(_handle, slot, _bodyStart + batch * _inputBatch, _inputBatch);
+                }
+                else
+                {
+                    lock (_gate)
+                    {
+                        while (_nextRead != batch && !_done && batch <= _endBatch) Monitor.Wait(_gate);
+                        if (_done || batch > _endBatch) return; // past the end: dropped
+                    }
+                    try
+                    {
+                        read = ReadInto(_input, slot, _inputBatch);
+                    }
+                    finally
+                    {
+                        lock (_gate)
+                        {
+                            _nextRead++;
+                            Monitor.PulseAll(_gate);
+                        }
+                    }
+                }
+                slot.Last = read < _inputBatch;
+                _processor.ProcessBatch(cipher, slot, read, slot.Last, 1 + batch * _processor._framesPerBatch, out slot.Plaintext);
+            }
+            catch (Exception e)
+            {
+                slot.Error = e;
+                slot.Last = true;
+            }
+            lock (_gate)
+            {
+                slot.Ready = true;
+                if (slot.Last) _endBatch = Math.Min(_endBatch, batch);
+                Monitor.PulseAll(_gate);
+            }
+        }
+
+        private void Write(long batch)
+        {
+            var slot = SlotOf(batch);
+            if (slot.Error is not null)
+            {
+                Fail(slot.Error);
+                return;
+            }
+            _output.Write(slot.Output, 0, slot.OutputLength);
+            _total += slot.Plaintext;
+            _consumed += slot.InputUsedThisBatch;
+            _progress?.Add(slot.Plaintext);
+            lock (_gate)
+            {
+                slot.Ready = false;
+                _writing = false;
+                _written++;
+                if (slot.Last) _done = true;
+                Monitor.PulseAll(_gate);
+            }
+        }
+    }
+
+    private static int ReadAt(Microsoft.Win32.SafeHandles.SafeFileHandle handle, Slot slot, long offset, int count)
+    {
+        int total = 0;
+        while (total < count)
+        {
+            int n = RandomAccess.Read(handle, slot.Input.AsSpan(total, count - total), offset + total);
+            if (n == 0) break;
+            total += n;
+            slot.InputUsed = Math.Max(slot.InputUsed, total);
+        }
+        slot.InputUsedThisBatch = total;
+        return total;
+    }
+
+    private static int ReadInto(Stream input, Slot slot, int count)
+    {
+        int total = FillSync(input, slot.Input, count, CancellationToken.None);
+        slot.InputUsed = Math.Max(slot.InputUsed, total);
+        slot.InputUsedThisBatch = total;
         return total;
     }
 
@@ -223,7 +397,7 @@ internal sealed class FrameProcessor : IDisposable
     }
 
     /// <summary>Lays out the frames of one batch and runs them through the ciphers; returns the frame count.</summary>
-    private int ProcessBatch(Slot slot, int read, bool last, long firstIndex, out long plaintextBytes)
+    private int ProcessBatch(IFrameCipher cipher, Slot slot, int read, bool last, long firstIndex, out long plaintextBytes)
     {
         slot.InputUsed = Math.Max(slot.InputUsed, read);
         int sealedFrame = _frameLength + EnvelopeFormat.TagSize;
@@ -258,29 +432,7 @@ internal sealed class FrameProcessor : IDisposable
             : (int)plaintextBytes;
         slot.OutputUsed = Math.Max(slot.OutputUsed, slot.OutputLength);
 
-        int workers = Math.Min(_ciphers.Length, frames);
-        if (workers <= 1)
-        {
-            CryptRange(_ciphers[0], slot, 0, frames, fullFrames, finalLength, firstIndex);
-        }
-        else
-        {
-            int perWorker = (frames + workers - 1) / workers;
-            try
-            {
-                Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
-                {
-                    int start = w * perWorker;
-                    int end = Math.Min(frames, start + perWorker);
-                    if (start < end) CryptRange(_ciphers[w], slot, start, end, fullFrames, finalLength, firstIndex);
-                });
-            }
-            catch (AggregateException e) when (e.InnerExceptions.All(x => x is EnvelopeException))
-            {
-                // Report the first frame that failed, as a sequential reader would.
-                throw e.InnerExceptions.Cast<EnvelopeException>().MinBy(x => x.FrameIndex)!;
-            }
-        }
+        CryptRange(cipher, slot, 0, frames, fullFrames, finalLength, firstIndex);
         return frames;
     }
 
