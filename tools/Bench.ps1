@@ -212,6 +212,31 @@ try {
         if ($null -ne $PeakMiB) { if (-not $Peaks.ContainsKey($key)) { $Peaks[$key] = [System.Collections.Generic.List[double]]::new() }; $Peaks[$key].Add($PeakMiB) }
     }
 
+    # Each timed run starts on a quiet machine: this pwsh keeps compiling its own engine's hot code on a background
+    # thread (tiered JIT) for a while after running new script code, and the KMS servers do the same after serving
+    # new requests; left alone, that JIT took most of a core during some timed runs (of the module and of the peers
+    # alike). So wait until, over two 150 ms windows in a row, the machine was < 10 % busy (/proc/stat; steal time is
+    # not busy) and this process used < 10 ms of CPU; give up after 5 s and count it. (Not in -Short.)
+    $Self = [Diagnostics.Process]::GetCurrentProcess()
+    $QuietTimeouts = 0
+    function Get-CpuSample {
+        if (-not (Test-Path /proc/stat)) { return $null }
+        $f = ((Get-Content /proc/stat -TotalCount 1) -split '\s+')[1..7] | ForEach-Object { [long] $_ }
+        @{ Busy = $f[0] + $f[1] + $f[2] + $f[5] + $f[6]; All = $f[0] + $f[1] + $f[2] + $f[3] + $f[4] + $f[5] + $f[6] }
+    }
+    function Wait-Quiet {
+        if ($Short) { return } # a smoke test of the script: its timings mean nothing
+        $sw = [Diagnostics.Stopwatch]::StartNew(); $quiet = 0
+        while ($sw.ElapsedMilliseconds -lt 5000) {
+            $a = Get-CpuSample; $Self.Refresh(); $p0 = $Self.TotalProcessorTime
+            [Threading.Thread]::Sleep(150)
+            $b = Get-CpuSample; $Self.Refresh(); $p1 = $Self.TotalProcessorTime
+            $machineQuiet = -not $a -or ($b.All -gt $a.All -and ($b.Busy - $a.Busy) / ($b.All - $a.All) -lt 0.1)
+            if ($machineQuiet -and ($p1 - $p0).TotalMilliseconds -lt 10) { if (++$quiet -ge 2) { return } } else { $quiet = 0 }
+        }
+        $script:QuietTimeouts++
+    }
+
     function Invoke-Timed {
         # Runs a native command; returns seconds (wall, from this process) and peak RSS in MiB (via /usr/bin/time).
         param([string] $FilePath, [string[]] $ArgumentList, [switch] $ParseElapsed)
@@ -221,6 +246,7 @@ try {
         else { $psi.FileName = $FilePath }
         foreach ($a in $ArgumentList) { $psi.ArgumentList.Add($a) }
         $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true; $psi.UseShellExecute = $false
+        Wait-Quiet
         $sw = [Diagnostics.Stopwatch]::StartNew()
         $p = [Diagnostics.Process]::Start($psi)
         $stdout = $p.StandardOutput.ReadToEndAsync(); $stderr = $p.StandardError.ReadToEndAsync()
@@ -237,6 +263,7 @@ try {
     }
     function Measure-Module([scriptblock] $Action) {
         [GC]::Collect(); [GC]::WaitForPendingFinalizers()
+        Wait-Quiet
         $sw = [Diagnostics.Stopwatch]::StartNew()
         $null = & $Action
         $sw.Stop()
@@ -412,6 +439,7 @@ try {
             Write-Host "   round $($round + 1) done"
         }
     }
+    if ($QuietTimeouts) { Add-Note "$QuietTimeouts timed run(s) started without a quiet machine (gave up waiting after 5 s): other load may be in them." }
 
     # Peak working set of the module: a fresh pwsh per measurement.
     Write-Step 'Peak working set of the module (fresh pwsh per file)'
