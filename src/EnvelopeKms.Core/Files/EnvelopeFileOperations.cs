@@ -63,6 +63,44 @@ public static class EnvelopeFileOperations
         return new EnvelopeFileResult(source, destination, header, result!.PlaintextLength, outputLength, result.KeyId, result.UnwrappedFrom);
     }
 
+    /// <summary>
+    /// Encrypts a small source read ahead by <see cref="SmallFile.TryRead"/> (while the data key was still on its way
+    /// from KMS): the same result as <see cref="EncryptFileAsync(string, string, DataKey, EncryptionContext, bool, EnvelopeEncryptOptions?, ProgressCounter?, CancellationToken)"/>
+    /// for the content read.
+    /// </summary>
+    public static async Task<EnvelopeFileResult> EncryptFileAsync(SmallFile source, string destination, DataKey dataKey, EncryptionContext context,
+        bool overwrite = false, EnvelopeEncryptOptions? options = null, ProgressCounter? progress = null, CancellationToken cancellationToken = default)
+    {
+        string path;
+        (path, destination) = CheckPaths(source.Path, destination, overwrite);
+        EnvelopeHeader? header = null;
+        long outputLength = await WriteAtomicallyAsync(path, destination, overwrite, async output =>
+        {
+            using var input = new MemoryStream(source.Buffer, 0, source.Length, writable: false);
+            header = await Envelope.EncryptAsync(input, output, dataKey, context, options, progress, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken, source.Mode).ConfigureAwait(false);
+        return new EnvelopeFileResult(path, destination, header, source.Length, outputLength, dataKey.KeyId);
+    }
+
+    /// <summary>Decrypts a small EKMS file read ahead by <see cref="SmallFile.TryRead"/>: the same as the path-based overload.</summary>
+    public static async Task<EnvelopeFileResult> DecryptFileAsync(SmallFile source, string destination, IDataKeyProvider keyProvider,
+        bool overwrite = false, EnvelopeDecryptOptions? options = null, ProgressCounter? progress = null, CancellationToken cancellationToken = default)
+    {
+        options ??= EnvelopeDecryptOptions.Default;
+        string path;
+        (path, destination) = CheckPaths(source.Path, destination, overwrite);
+        using var input = new MemoryStream(source.Buffer, 0, source.Length, writable: false);
+        var header = await EnvelopeHeader.ReadAsync(input, options.Limits, cancellationToken).ConfigureAwait(false);
+        Envelope.CheckRequiredContext(header, options.RequiredContext);
+        using var dataKey = await Envelope.UnwrapAsync(header, keyProvider, cancellationToken).ConfigureAwait(false);
+        EnvelopeDecryptResult? result = null;
+        long outputLength = await WriteAtomicallyAsync(path, destination, overwrite, async output =>
+        {
+            result = await Envelope.DecryptBodyAsync(header, input, output, dataKey, options, progress, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken, source.Mode).ConfigureAwait(false);
+        return new EnvelopeFileResult(path, destination, header, result!.PlaintextLength, outputLength, result.KeyId, result.UnwrappedFrom);
+    }
+
     /// <summary>Authenticates a whole file without writing plaintext anywhere.</summary>
     public static async Task<EnvelopeDecryptResult> VerifyFileAsync(string path, IDataKeyProvider keyProvider, EnvelopeDecryptOptions? options = null,
         ProgressCounter? progress = null, CancellationToken cancellationToken = default)
@@ -183,7 +221,8 @@ public static class EnvelopeFileOperations
     internal static Task<long> ReplaceFileAtomicallyAsync(string path, Func<FileStream, Task> write, CancellationToken cancellationToken)
         => WriteAtomicallyAsync(path, path, overwrite: true, write, cancellationToken);
 
-    private static async Task<long> WriteAtomicallyAsync(string source, string destination, bool overwrite, Func<FileStream, Task> write, CancellationToken cancellationToken)
+    private static async Task<long> WriteAtomicallyAsync(string source, string destination, bool overwrite, Func<FileStream, Task> write, CancellationToken cancellationToken,
+        UnixFileMode? sourceMode = null)
     {
         string temp = GetTempPath(destination);
         var options = new FileStreamOptions
@@ -210,7 +249,7 @@ public static class EnvelopeFileOperations
                     // Rename while the file is still open and owner-only, then widen the mode through the handle: the
                     // temp name never carries more than 0600, the output is at most briefly tighter than its final
                     // mode, and the chmod reaches the inode just written, never whatever a path might point to.
-                    var mode = File.GetUnixFileMode(source) & (UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
+                    var mode = (sourceMode ?? File.GetUnixFileMode(source)) & (UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
                     Move(temp, destination, overwrite);
                     moved = true;
                     try { File.SetUnixFileMode(output.SafeFileHandle, mode | UnixFileMode.UserRead | UnixFileMode.UserWrite); }

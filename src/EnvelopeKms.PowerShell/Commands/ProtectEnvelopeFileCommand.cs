@@ -104,7 +104,9 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             bool remove = RemoveSource && ConfirmRemoval(source);
             long length = new FileInfo(source).Length;
             _ = Batcher; // created here, on the pipeline thread, where the KMS client may write verbose output or errors
-            Queue.Start(new FileWorkQueue.WorkItem(source, length), (item, ct) => ProtectAsync(item, destination, remove, ct));
+            var work = new FileWorkQueue.WorkItem(source, length);
+            if (SdkLayout is null && !Legacy) Queue.StartWithReadAhead(work, (item, ahead, ct) => ProtectAsync(item, ahead, destination, remove, ct));
+            else Queue.Start(work, (item, ct) => ProtectAsync(item, null, destination, remove, ct));
         }
     }
 
@@ -166,10 +168,12 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         }
     }
 
-    private async Task<object?> ProtectAsync(FileWorkQueue.WorkItem item, string destination, bool removeSource, CancellationToken cancellationToken)
+    private async Task<object?> ProtectAsync(FileWorkQueue.WorkItem item, SmallFile? readAhead, string destination, bool removeSource, CancellationToken cancellationToken)
     {
         using var lease = await Batcher.AcquireAsync(item.Length, cancellationToken).ConfigureAwait(false);
-        EnvelopeKms.Files.EnvelopeFileResult result = SdkLayout is { } layout
+        EnvelopeKms.Files.EnvelopeFileResult result = readAhead is not null
+            ? await EnvelopeFileOperations.EncryptFileAsync(readAhead, destination, lease.Key, _context, Force, null, item.Progress, cancellationToken).ConfigureAwait(false)
+            : SdkLayout is { } layout
             ? await AlibabaSdkFileOperations.EncryptFileAsync(item.Source, destination, lease.Key, _sdkArns!, _context, layout, Force, item.Progress, cancellationToken).ConfigureAwait(false)
             : Legacy
             ? await LegacyFileOperations.EncryptFileAsync(item.Source, destination, lease.Key, Force, cancellationToken).ConfigureAwait(false)

@@ -56,7 +56,7 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             if (!ShouldProcess(source, $"Decrypt to '{destination}'")) continue;
             WarnAboutLeftoverTempFiles(destination);
             _keys ??= CreateUnwrappingKeyProvider(AllowedKeyId);
-            Queue.Start(new FileWorkQueue.WorkItem(source, new FileInfo(source).Length), (item, ct) => UnprotectAsync(item, destination, ct));
+            Queue.StartWithReadAhead(new FileWorkQueue.WorkItem(source, new FileInfo(source).Length), (item, ahead, ct) => UnprotectAsync(item, ahead, destination, ct));
         }
     }
 
@@ -72,9 +72,11 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         .Select(s => name[..^s.Length])
         .FirstOrDefault();
 
-    private async Task<object?> UnprotectAsync(FileWorkQueue.WorkItem item, string destination, CancellationToken cancellationToken)
+    private async Task<object?> UnprotectAsync(FileWorkQueue.WorkItem item, SmallFile? readAhead, string destination, CancellationToken cancellationToken)
     {
-        var format = await LegacyFileOperations.DetectFormatAsync(item.Source, cancellationToken).ConfigureAwait(false);
+        var format = readAhead is not null
+            ? LegacyFileOperations.Detect(readAhead.Content[..Math.Min(64, readAhead.Length)])
+            : await LegacyFileOperations.DetectFormatAsync(item.Source, cancellationToken).ConfigureAwait(false);
         EnvelopeKms.Files.EnvelopeFileResult result;
         if (format == EnvelopeFileFormat.Legacy)
         {
@@ -90,7 +92,9 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         else
         {
             var options = new EnvelopeDecryptOptions { RequiredContext = _required };
-            result = await EnvelopeFileOperations.DecryptFileAsync(item.Source, destination, _keys!, Force, options, item.Progress, cancellationToken).ConfigureAwait(false);
+            result = readAhead is not null
+                ? await EnvelopeFileOperations.DecryptFileAsync(readAhead, destination, _keys!, Force, options, item.Progress, cancellationToken).ConfigureAwait(false)
+                : await EnvelopeFileOperations.DecryptFileAsync(item.Source, destination, _keys!, Force, options, item.Progress, cancellationToken).ConfigureAwait(false);
         }
         return new EnvelopeFileResult
         {

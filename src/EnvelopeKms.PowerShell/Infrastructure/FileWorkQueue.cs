@@ -47,19 +47,45 @@ internal sealed class FileWorkQueue : IDisposable
 
     /// <summary>Queues <paramref name="work"/>; it runs when one of the ThrottleLimit workers is free. Pipeline thread only.</summary>
     public void Start(WorkItem item, Func<WorkItem, CancellationToken, Task<object?>> work)
+        => StartCore(item, readAhead: false, (i, _, ct) => work(i, ct));
+
+    /// <summary>
+    /// Like <see cref="Start"/>, but a small source (<see cref="Files.SmallFile.MaxLength"/>) is first read whole,
+    /// outside the ThrottleLimit: while the first files wait for their data key from KMS, the files queued behind
+    /// them are read instead of the cores standing idle for the round trip. At most <see cref="MaxReadAheadBytes"/>
+    /// are held; <paramref name="work"/> gets null when a file was not read ahead (too large, over the budget, or
+    /// unreadable just then: the ordinary path then reads it and reports any error).
+    /// </summary>
+    public void StartWithReadAhead(WorkItem item, Func<WorkItem, Files.SmallFile?, CancellationToken, Task<object?>> work)
+        => StartCore(item, readAhead: true, work);
+
+    /// <summary>Plaintext bytes of small files read ahead and not yet processed, at most.</summary>
+    public const long MaxReadAheadBytes = 32L << 20;
+    private long _readAheadBytes;
+
+    private void StartCore(WorkItem item, bool readAhead, Func<WorkItem, Files.SmallFile?, CancellationToken, Task<object?>> work)
     {
         while (_inFlight.Count >= MaxBacklog) HandleNext(TimeSpan.FromMilliseconds(250));
         _inFlight.Add(item);
         item.Task = Task.Run(async () =>
         {
             Completion completion;
+            Files.SmallFile? ahead = null;
+            bool reserved = readAhead && item.Length <= Files.SmallFile.MaxLength
+                && Interlocked.Add(ref _readAheadBytes, item.Length) <= MaxReadAheadBytes;
             try
             {
+                if (reserved && !_cancellationToken.IsCancellationRequested) ahead = Files.SmallFile.TryRead(item.Source);
                 await _running.WaitAsync(_cancellationToken).ConfigureAwait(false);
-                try { completion = new Completion(item, await work(item, _cancellationToken).ConfigureAwait(false), null); }
+                try { completion = new Completion(item, await work(item, ahead, _cancellationToken).ConfigureAwait(false), null); }
                 finally { _running.Release(); }
             }
             catch (Exception e) { completion = new Completion(item, null, e); }
+            finally
+            {
+                ahead?.Dispose();
+                if (readAhead && item.Length <= Files.SmallFile.MaxLength) Interlocked.Add(ref _readAheadBytes, -item.Length);
+            }
             _completed.Add(completion);
         });
         HandleAvailable();
