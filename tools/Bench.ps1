@@ -100,7 +100,13 @@ if (-not $NoInstall) {
         if ($LASTEXITCODE -ne 0) { Add-Note "npm install @aws-crypto/client-node@5.0.2 failed (exit $LASTEXITCODE)." }
     }
 }
+# The bare .NET AesGcm loop of the performance anchors (1 and 2 threads), built from tools/bench/BareAesGcm.
+$BareDll = Join-Path $RepoRoot 'out/bench/bare/BareAesGcm.dll'
+Write-Host "   dotnet build tools/bench/BareAesGcm -> $(Split-Path $BareDll)"
+& dotnet build (Join-Path $PSScriptRoot 'bench/BareAesGcm/BareAesGcm.csproj') -c Release -o (Split-Path $BareDll) --nologo -v q *> $null
+if ($LASTEXITCODE -ne 0) { Add-Note "dotnet build of tools/bench/BareAesGcm failed (exit $LASTEXITCODE)." }
 $Have = [ordered]@{
+    bare       = Test-Path $BareDll
     age        = (Test-Command age) -and (Test-Command age-keygen)
     openssl    = Test-Command openssl
     awsSdk     = (Test-Command node) -and (Test-AwsSdk)
@@ -108,7 +114,7 @@ $Have = [ordered]@{
     hyperfine  = Test-Command hyperfine
     time       = Test-Path /usr/bin/time
 }
-$peerNames = @{ age = 'age (Debian package age)'; openssl = 'openssl'; awsSdk = 'AWS Encryption SDK for JS (node + npm @aws-crypto/client-node@5.0.2)'; pycrypto = 'python3-pycryptodome'; hyperfine = 'hyperfine (optional; not used for timing)'; time = '/usr/bin/time (peak RSS of peers)' }
+$peerNames = @{ bare = 'the bare .NET AesGcm loop (tools/bench/BareAesGcm)'; age = 'age (Debian package age)'; openssl = 'openssl'; awsSdk = 'AWS Encryption SDK for JS (node + npm @aws-crypto/client-node@5.0.2)'; pycrypto = 'python3-pycryptodome'; hyperfine = 'hyperfine (optional; not used for timing)'; time = '/usr/bin/time (peak RSS of peers)' }
 foreach ($k in $Have.Keys) {
     if ($Have[$k]) { Write-Host "   found   $($peerNames[$k])" } else { Add-Note "MISSING peer: $($peerNames[$k]); its rows are skipped." }
 }
@@ -311,6 +317,17 @@ try {
                     Add-Sample 'EnvelopeKms' $c.size 'update (-AddKeyId)' $t
                     Update-EnvelopeFileKey -LiteralPath $env -RemoveKeyId $DrKeyId
                 }))
+        if ($Have.bare) {
+            foreach ($threads in 1, 2) {
+                $tool = "bare .NET AesGcm loop, 64 KiB frames, $threads thread$($threads -gt 1 ? 's' : '')"
+                $steps.Add((New-Step "bare-$threads" ($ctx + @{ threads = "$threads"; tool = $tool }) {
+                            param($c)
+                            $r = Invoke-Timed dotnet @($BareDll, 'encrypt', $c.threads, $c.src, "$Out/b.enc") -ParseElapsed; Add-Sample $c.tool $c.size 'encrypt' $r.Seconds $r.Peak
+                            $r = Invoke-Timed dotnet @($BareDll, 'decrypt', $c.threads, "$Out/b.enc", "$Out/b.dec") -ParseElapsed; Add-Sample $c.tool $c.size 'decrypt' $r.Seconds $r.Peak
+                            Assert-SameLength $c.src "$Out/b.dec"
+                        }))
+            }
+        }
         if ($Have.age) {
             $steps.Add((New-Step 'age' $ctx {
                         param($c)
@@ -567,6 +584,9 @@ foreach ($op in 'encrypt', 'decrypt') {
     $t = Get-Med 'EnvelopeKms' $L $op
     if ($t -and $cpL) { Add-Goal "$L $op <= 1.25x cp" (($t / $cpL) -le 1.25) ('{0:0.000} s vs cp {1:0.000} s = {2:0.00}x' -f $t, $cpL, ($t / $cpL)) }
     else { Add-Goal "$L $op <= 1.25x cp" $null 'not measured' }
+    $bare = Get-Med 'bare .NET AesGcm loop, 64 KiB frames, 2 threads' $L $op
+    if ($t -and $bare) { Add-Goal "$L $op faster than the bare AesGcm loop with 2 threads, same run" ($t -lt $bare) ('{0:0.000} s vs {1:0.000} s ({2:0.00}x cp)' -f $t, $bare, ($cpL ? $bare / $cpL : 0)) }
+    else { Add-Goal "$L $op faster than the bare AesGcm loop with 2 threads, same run" $null 'bare loop missing or not measured' }
 }
 foreach ($op in 'encrypt', 'decrypt') {
     $pl = $ModulePeaks["$L $op"]; $pm = $ModulePeaks["$M $op"]
