@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 using EnvelopeKms.Format;
 using EnvelopeKms.Keys;
 
@@ -73,13 +75,20 @@ public static class EnvelopeFileOperations
     {
         string path;
         (path, destination) = CheckPaths(source.Path, destination, overwrite);
-        EnvelopeHeader? header = null;
-        long outputLength = await WriteAtomicallyAsync(path, destination, overwrite, async output =>
+        // Sealed in memory, then written with one call: every await here completes at once, so a small file costs no
+        // hop to another thread (on Unix each async file write is one), and the temp file exists only for that write.
+        var sealedBytes = new MemoryStream(source.Length + 1024);
+        using (var input = new MemoryStream(source.Buffer, 0, source.Length, writable: false))
         {
-            using var input = new MemoryStream(source.Buffer, 0, source.Length, writable: false);
-            header = await Envelope.EncryptAsync(input, output, dataKey, context, options, progress, cancellationToken).ConfigureAwait(false);
-        }, cancellationToken, source.Mode).ConfigureAwait(false);
-        return new EnvelopeFileResult(path, destination, header, source.Length, outputLength, dataKey.KeyId);
+            var header = await Envelope.EncryptAsync(input, sealedBytes, dataKey, context, options, null, cancellationToken).ConfigureAwait(false);
+            long outputLength = await WriteAtomicallyAsync(path, destination, overwrite, output =>
+            {
+                output.Write(sealedBytes.GetBuffer(), 0, (int)sealedBytes.Length);
+                return Task.CompletedTask;
+            }, cancellationToken, source.Mode).ConfigureAwait(false);
+            progress?.Add(source.Length);
+            return new EnvelopeFileResult(path, destination, header, source.Length, outputLength, dataKey.KeyId);
+        }
     }
 
     /// <summary>Decrypts a small EKMS file read ahead by <see cref="SmallFile.TryRead"/>: the same as the path-based overload.</summary>
@@ -93,12 +102,26 @@ public static class EnvelopeFileOperations
         var header = await EnvelopeHeader.ReadAsync(input, options.Limits, cancellationToken).ConfigureAwait(false);
         Envelope.CheckRequiredContext(header, options.RequiredContext);
         using var dataKey = await Envelope.UnwrapAsync(header, keyProvider, cancellationToken).ConfigureAwait(false);
-        EnvelopeDecryptResult? result = null;
-        long outputLength = await WriteAtomicallyAsync(path, destination, overwrite, async output =>
+        // Opened in memory (a wiped pooled buffer: the plaintext is never shorter than the file), then written with one
+        // call, as for encryption; nothing reaches the disk before the last frame has authenticated.
+        byte[] plaintext = ArrayPool<byte>.Shared.Rent(Math.Max(1, source.Length));
+        try
         {
-            result = await Envelope.DecryptBodyAsync(header, input, output, dataKey, options, progress, cancellationToken).ConfigureAwait(false);
-        }, cancellationToken, source.Mode).ConfigureAwait(false);
-        return new EnvelopeFileResult(path, destination, header, result!.PlaintextLength, outputLength, result.KeyId, result.UnwrappedFrom);
+            var opened = new MemoryStream(plaintext, 0, plaintext.Length, writable: true, publiclyVisible: true);
+            var result = await Envelope.DecryptBodyAsync(header, input, opened, dataKey, options, null, cancellationToken).ConfigureAwait(false);
+            long outputLength = await WriteAtomicallyAsync(path, destination, overwrite, output =>
+            {
+                output.Write(plaintext, 0, (int)opened.Position);
+                return Task.CompletedTask;
+            }, cancellationToken, source.Mode).ConfigureAwait(false);
+            progress?.Add(result.PlaintextLength);
+            return new EnvelopeFileResult(path, destination, header, result.PlaintextLength, outputLength, result.KeyId, result.UnwrappedFrom);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(plaintext);
+            ArrayPool<byte>.Shared.Return(plaintext);
+        }
     }
 
     /// <summary>Authenticates a whole file without writing plaintext anywhere.</summary>
