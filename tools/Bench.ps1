@@ -455,6 +455,20 @@ try {
             }
             Write-Host "   round $($round + 1) done"
         }
+        if ($g -eq 'Files' -and -not $Short) {
+            # The batch rows last ~0.2 s, where host noise is as large as the 50 ms under test: twice as many rounds
+            # more of just cp -r and the module with and without latency (still interleaved) steady their medians.
+            $cheap = @($steps | Where-Object { $_.Name -in 'cp -r', 'EnvelopeKms-0', 'EnvelopeKms-50' })
+            for ($round = 0; $round -lt 2 * $Runs; $round++) {
+                for ($i = 0; $i -lt $cheap.Count; $i++) {
+                    $step = $cheap[($i + $round) % $cheap.Count]
+                    try { & $step.Run $step.Ctx }
+                    catch { Add-Note "$g / $($step.Name) failed in extra round $($round + 1): $($_.Exception.Message)" }
+                    finally { Clear-Out }
+                }
+            }
+            Write-Host "   $(2 * $Runs) extra rounds of cp -r and EnvelopeKms (+0 / +50 ms) done"
+        }
     }
     if ($QuietTimeouts) { Add-Note "$QuietTimeouts timed run(s) started without a quiet machine (gave up waiting after 5 s): other load may be in them." }
 
@@ -631,7 +645,7 @@ $Machine = [ordered]@{
     Cpu = $cpuModel
     MemoryGiB = $memKb ? [Math]::Round([double] $memKb / 1MB, 1) : $null
     Filesystem = $Filesystem
-    Form = $Short ? "short ($Runs run)" : "long (median of $Runs runs)"
+    Form = $Short ? "short ($Runs run)" : "long (median of $Runs runs; $(3 * $Runs) for cp -r and the module's 2,000-file rows)"
     Dotnet = Get-Version dotnet @('--version')
     Pwsh = $PSVersionTable.PSVersion.ToString()
     EnvelopeKms = $ModuleVersion
