@@ -79,20 +79,22 @@ public class FramePipelineTests : IDisposable
         Assert.Equal(plaintext, await EnvelopeRoundTripTests.DecryptAsync(file, _provider, new EnvelopeDecryptOptions { Parallelism = 2 }));
     }
 
-    [Fact]
-    public async Task AFileStreamIsLeftAtTheEndOfWhatWasProcessed()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(4096)] // a buffered FileStream: the body starts at its logical position, not where the OS offset is
+    public async Task AFileStreamIsLeftAtTheEndOfWhatWasProcessed(int bufferSize)
     {
         var plaintext = Numbered(5 * Batch + 999, 5);
         string source = _dir.File("position.bin"), sealedFile = _dir.File("position.ekms");
         File.WriteAllBytes(source, plaintext);
         using var key = _provider.NewKey();
-        await using (var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0))
-        await using (var output = new FileStream(sealedFile, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 0))
+        await using (var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize))
+        await using (var output = new FileStream(sealedFile, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize))
         {
             await Envelope.EncryptAsync(input, output, key, EncryptionContext.Empty, new EnvelopeEncryptOptions { FrameLength = F, Parallelism = 3 });
             Assert.Equal(plaintext.Length, input.Position);
         }
-        await using (var input = new FileStream(sealedFile, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0))
+        await using (var input = new FileStream(sealedFile, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize))
         {
             var opened = new MemoryStream();
             await Envelope.DecryptAsync(input, opened, _provider, new EnvelopeDecryptOptions { Parallelism = 3 });
