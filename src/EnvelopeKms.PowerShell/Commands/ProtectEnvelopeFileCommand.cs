@@ -105,7 +105,9 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             long length = new FileInfo(source).Length;
             _ = Batcher; // created here, on the pipeline thread, where the KMS client may write verbose output or errors
             var work = new FileWorkQueue.WorkItem(source, length);
-            if (SdkLayout is null && !Legacy) Queue.StartWithReadAhead(work, (item, ahead, ct) => ProtectAsync(item, ahead, destination, remove, ct));
+            // No read-ahead when the source is to be removed: that would widen the window in which a change to the
+            // source, made after it was read, is lost with it.
+            if (SdkLayout is null && !Legacy && !remove) Queue.StartWithReadAhead(work, (item, ahead, ct) => ProtectAsync(item, ahead, destination, remove, ct));
             else Queue.Start(work, (item, ct) => ProtectAsync(item, null, destination, remove, ct));
         }
     }
