@@ -198,32 +198,14 @@ public static class AlibabaSdkEnvelope
     {
         var output = new MemoryStream();
         var contextBytes = header.ContextBytes;
-        WriteInt32(output, header.Version);
-        WriteInt32(output, (int)header.Algorithm);
-        WriteBytes(output, contextBytes);
-        WriteInt32(output, header.EncryptedDataKeys.Count);
-        foreach (var key in AlibabaSdkHeader.SortByArn(header.EncryptedDataKeys))
-        {
-            WriteBytes(output, key.CmkArnBytes);
-            WriteBytes(output, Encoding.ASCII.GetBytes(key.CiphertextBlob));
-        }
-        WriteBytes(output, header.HeaderIv.ToArray());
-        WriteBytes(output, header.HeaderAuthTag.ToArray());
-        WriteBytes(output, header.BodyIv.ToArray());
+        AlibabaSdkHeader.WriteInt32(output, header.Version);
+        AlibabaSdkHeader.WriteInt32(output, (int)header.Algorithm);
+        AlibabaSdkHeader.WriteBytes(output, contextBytes);
+        AlibabaSdkHeader.WriteDataKeys(output, header.EncryptedDataKeys);
+        AlibabaSdkHeader.WriteBytes(output, header.HeaderIv.ToArray());
+        AlibabaSdkHeader.WriteBytes(output, header.HeaderAuthTag.ToArray());
+        AlibabaSdkHeader.WriteBytes(output, header.BodyIv.ToArray());
         return (output.ToArray(), bodyTag);
-    }
-
-    private static void WriteInt32(Stream output, int value)
-    {
-        Span<byte> buffer = stackalloc byte[4];
-        BinaryPrimitives.WriteInt32BigEndian(buffer, value);
-        output.Write(buffer);
-    }
-
-    private static void WriteBytes(Stream output, byte[] bytes)
-    {
-        WriteInt32(output, bytes.Length);
-        output.Write(bytes);
     }
 
     // ---- reading ------------------------------------------------------------------------------------------------

@@ -126,13 +126,19 @@ public sealed class AlibabaSdkHeader
         WriteInt32(output, (int)algorithm);
         WriteInt32(output, context.Count);
         output.Write(SerializeContext(context));
+        WriteDataKeys(output, keys);
+        return output.ToArray();
+    }
+
+    /// <summary>int32 data key count, then each key in ARN order: int32 length, ARN, int32 length, base64 CiphertextBlob text.</summary>
+    internal static void WriteDataKeys(Stream output, IReadOnlyList<AlibabaSdkEncryptedDataKey> keys)
+    {
         WriteInt32(output, keys.Count);
         foreach (var key in SortByArn(keys))
         {
             WriteBytes(output, key.CmkArnBytes);
             WriteBytes(output, Encoding.ASCII.GetBytes(key.CiphertextBlob));
         }
-        return output.ToArray();
     }
 
     /// <summary>The data keys in ascending order of their ARNs' UTF-8 bytes, compared unsigned (the SDKs' order).</summary>
@@ -156,14 +162,15 @@ public sealed class AlibabaSdkHeader
         return CryptographicOperations.FixedTimeEquals(expected, HeaderAuthTag.Span);
     }
 
-    private static void WriteInt32(Stream output, int value)
+    internal static void WriteInt32(Stream output, int value)
     {
         Span<byte> buffer = stackalloc byte[4];
         BinaryPrimitives.WriteInt32BigEndian(buffer, value);
         output.Write(buffer);
     }
 
-    private static void WriteBytes(Stream output, byte[] bytes)
+    /// <summary>int32 length, then the bytes (the SDKs' length-prefixed field).</summary>
+    internal static void WriteBytes(Stream output, byte[] bytes)
     {
         WriteInt32(output, bytes.Length);
         output.Write(bytes);

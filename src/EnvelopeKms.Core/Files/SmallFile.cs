@@ -53,11 +53,7 @@ public sealed class SmallFile : IDisposable
                 if (n == 0) break;
                 read += n;
             }
-            if (read > MaxLength || read == buffer.Length)
-            {
-                Return(buffer, read);
-                return null;
-            }
+            if (read > MaxLength || read == buffer.Length) return null; // the finally below wipes and returns the buffer
             UnixFileMode? mode = OperatingSystem.IsWindows() ? null : File.GetUnixFileMode(handle);
             var file = new SmallFile(path, buffer, read, mode);
             buffer = null;

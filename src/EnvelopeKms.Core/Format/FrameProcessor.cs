@@ -284,11 +284,10 @@ internal sealed class FrameProcessor : IDisposable
                 if (batch == 0)
                 {
                     read = _firstRead;
-                    slot.InputUsedThisBatch = read;
                 }
                 else if (_handle is not null)
                 {
-                    read = ReadAt(_handle, slot, _bodyStart + batch * _inputBatch, _inputBatch);
+                    read = ReadBatch(_handle, _input, slot, _bodyStart + batch * _inputBatch, _inputBatch);
                 }
                 else
                 {
@@ -299,7 +298,7 @@ internal sealed class FrameProcessor : IDisposable
                     }
                     try
                     {
-                        read = ReadInto(_input, slot, _inputBatch);
+                        read = ReadBatch(null, _input, slot, 0, _inputBatch);
                     }
                     finally
                     {
@@ -310,6 +309,7 @@ internal sealed class FrameProcessor : IDisposable
                         }
                     }
                 }
+                slot.InputUsedThisBatch = read;
                 slot.Last = read < _inputBatch;
                 _processor.ProcessBatch(cipher, slot, read, slot.Last, 1 + batch * _processor._framesPerBatch, out slot.Plaintext);
             }
@@ -349,37 +349,18 @@ internal sealed class FrameProcessor : IDisposable
         }
     }
 
-    private static int ReadAt(Microsoft.Win32.SafeHandles.SafeFileHandle handle, Slot slot, long offset, int count)
+    /// <summary>Reads up to <paramref name="count"/> bytes at <paramref name="offset"/> (or, without a handle, from where the stream stands).</summary>
+    private static int ReadBatch(Microsoft.Win32.SafeHandles.SafeFileHandle? handle, Stream input, Slot slot, long offset, int count)
     {
         int total = 0;
         while (total < count)
         {
-            int n = RandomAccess.Read(handle, slot.Input.AsSpan(total, count - total), offset + total);
+            int n = handle is not null
+                ? RandomAccess.Read(handle, slot.Input.AsSpan(total, count - total), offset + total)
+                : input.Read(slot.Input, total, count - total);
             if (n == 0) break;
             total += n;
-            slot.InputUsed = Math.Max(slot.InputUsed, total);
-        }
-        slot.InputUsedThisBatch = total;
-        return total;
-    }
-
-    private static int ReadInto(Stream input, Slot slot, int count)
-    {
-        int total = FillSync(input, slot.Input, count, CancellationToken.None);
-        slot.InputUsed = Math.Max(slot.InputUsed, total);
-        slot.InputUsedThisBatch = total;
-        return total;
-    }
-
-    private static int FillSync(Stream input, byte[] buffer, int count, CancellationToken cancellationToken)
-    {
-        int total = 0;
-        while (total < count)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            int n = input.Read(buffer, total, count - total);
-            if (n == 0) break;
-            total += n;
+            slot.InputUsed = Math.Max(slot.InputUsed, total); // marked as it fills: a read that fails half-way is wiped too
         }
         return total;
     }

@@ -40,6 +40,23 @@ public class SmallFileTests : IDisposable
         Assert.Null(SmallFile.TryRead(_dir.Path));
     }
 
+    /// <summary>
+    /// A file that turns out longer than its reported length (here a /proc file, which reports 0 bytes) is not read
+    /// ahead, and its buffer goes back to the pool exactly once: a double return would hand one array to two callers.
+    /// </summary>
+    [Fact]
+    public void AFileLongerThanItsReportedLengthIsNotReadAhead_AndItsBufferIsReturnedOnce()
+    {
+        if (!OperatingSystem.IsLinux()) return; // /proc
+        Assert.True(new FileInfo("/proc/self/status").Length == 0);
+        Assert.Null(SmallFile.TryRead("/proc/self/status"));
+        var first = System.Buffers.ArrayPool<byte>.Shared.Rent(1);
+        var second = System.Buffers.ArrayPool<byte>.Shared.Rent(1);
+        Assert.NotSame(first, second);
+        System.Buffers.ArrayPool<byte>.Shared.Return(first);
+        System.Buffers.ArrayPool<byte>.Shared.Return(second);
+    }
+
     [Fact]
     public void DisposeWipesTheBufferBeforeItGoesBackToThePool()
     {
