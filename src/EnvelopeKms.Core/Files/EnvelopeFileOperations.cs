@@ -54,9 +54,8 @@ public static class EnvelopeFileOperations
         (source, destination) = CheckPaths(source, destination, overwrite);
         await using var input = OpenSource(source);
         // Everything that can fail without writing (header, context, KMS) happens before the temp file exists.
-        var header = await EnvelopeHeader.ReadAsync(input, options.Limits, cancellationToken).ConfigureAwait(false);
-        Envelope.CheckRequiredContext(header, options.RequiredContext);
-        using var dataKey = await Envelope.UnwrapAsync(header, keyProvider, cancellationToken).ConfigureAwait(false);
+        var (header, dataKey) = await Envelope.ReadHeaderAndUnwrapAsync(input, keyProvider, options, cancellationToken).ConfigureAwait(false);
+        using var _ = dataKey;
         EnvelopeDecryptResult? result = null;
         long outputLength = await WriteAtomicallyAsync(source, destination, overwrite, async output =>
         {
@@ -99,9 +98,8 @@ public static class EnvelopeFileOperations
         string path;
         (path, destination) = CheckPaths(source.Path, destination, overwrite);
         using var input = new MemoryStream(source.Buffer, 0, source.Length, writable: false);
-        var header = await EnvelopeHeader.ReadAsync(input, options.Limits, cancellationToken).ConfigureAwait(false);
-        Envelope.CheckRequiredContext(header, options.RequiredContext);
-        using var dataKey = await Envelope.UnwrapAsync(header, keyProvider, cancellationToken).ConfigureAwait(false);
+        var (header, dataKey) = await Envelope.ReadHeaderAndUnwrapAsync(input, keyProvider, options, cancellationToken).ConfigureAwait(false);
+        using var _ = dataKey;
         // Opened in memory (a wiped pooled buffer: the plaintext is never shorter than the file), then written with one
         // call, as for encryption; nothing reaches the disk before the last frame has authenticated.
         byte[] plaintext = ArrayPool<byte>.Shared.Rent(Math.Max(1, source.Length));

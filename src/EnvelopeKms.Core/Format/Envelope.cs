@@ -89,10 +89,21 @@ public static class Envelope
         EnvelopeDecryptOptions? options = null, ProgressCounter? progress = null, CancellationToken cancellationToken = default)
     {
         options ??= EnvelopeDecryptOptions.Default;
+        var (header, dataKey) = await ReadHeaderAndUnwrapAsync(input, keyProvider, options, cancellationToken).ConfigureAwait(false);
+        using (dataKey)
+            return await DecryptBodyAsync(header, input, output, dataKey, options, progress, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Reads the header, checks the required context and unwraps the data key: everything that can fail before any
+    /// body byte is read or any output exists. The caller owns (and disposes) the key.
+    /// </summary>
+    internal static async Task<(EnvelopeHeader Header, DataKey DataKey)> ReadHeaderAndUnwrapAsync(Stream input, IDataKeyProvider keyProvider,
+        EnvelopeDecryptOptions options, CancellationToken cancellationToken)
+    {
         var header = await EnvelopeHeader.ReadAsync(input, options.Limits, cancellationToken).ConfigureAwait(false);
         CheckRequiredContext(header, options.RequiredContext);
-        using var dataKey = await UnwrapAsync(header, keyProvider, cancellationToken).ConfigureAwait(false);
-        return await DecryptBodyAsync(header, input, output, dataKey, options, progress, cancellationToken).ConfigureAwait(false);
+        return (header, await UnwrapAsync(header, keyProvider, cancellationToken).ConfigureAwait(false));
     }
 
     /// <summary>
