@@ -71,8 +71,8 @@ internal sealed class FileWorkQueue : IDisposable
         {
             Completion completion;
             Files.SmallFile? ahead = null;
-            bool reserved = readAhead && item.Length <= Files.SmallFile.MaxLength
-                && Interlocked.Add(ref _readAheadBytes, item.Length) <= MaxReadAheadBytes;
+            bool counted = readAhead && item.Length <= Files.SmallFile.MaxLength; // counted against the budget until done
+            bool reserved = counted && Interlocked.Add(ref _readAheadBytes, item.Length) <= MaxReadAheadBytes;
             try
             {
                 if (reserved && !_cancellationToken.IsCancellationRequested) ahead = Files.SmallFile.TryRead(item.Source);
@@ -84,7 +84,7 @@ internal sealed class FileWorkQueue : IDisposable
             finally
             {
                 ahead?.Dispose();
-                if (readAhead && item.Length <= Files.SmallFile.MaxLength) Interlocked.Add(ref _readAheadBytes, -item.Length);
+                if (counted) Interlocked.Add(ref _readAheadBytes, -item.Length);
             }
             _completed.Add(completion);
         });
