@@ -127,3 +127,85 @@ Describe 'A KMS that stays down' {
         Write-Host ("    [reliability] KMS stopped, 100 files: decrypt failed in {0:0.0} s, {1} errors" -f $seconds, $errs.Count)
     }
 }
+
+Describe 'Outputs made ready while the data key is on its way' {
+    BeforeAll {
+        function Invoke-WhileWatching {
+            <#
+                Runs $Script in another runspace (module imported) while this one watches $Root for temp files; returns the
+                most seen at once, when the first was seen (seconds after the start), and the terminating error, if any.
+            #>
+            param([string] $Root, [string] $Script)
+            $ps = [powershell]::Create()
+            $null = $ps.AddScript("`$ErrorActionPreference = 'Stop'; Import-Module '$(Join-Path $ModulePath 'EnvelopeKms.psd1')'; $Script")
+            $clock = [Diagnostics.Stopwatch]::StartNew()
+            $handle = $ps.BeginInvoke()
+            $most = 0
+            $firstSeen = $null
+            while (-not $handle.IsCompleted -and $clock.Elapsed.TotalSeconds -lt 60) {
+                $count = @(Get-EkmsTempFile $Root).Count
+                if ($count -gt 0 -and $null -eq $firstSeen) { $firstSeen = $clock.Elapsed.TotalSeconds }
+                $most = [Math]::Max($most, $count)
+                Start-Sleep -Milliseconds 5
+            }
+            $failure = $null
+            try { $null = $ps.EndInvoke($handle) } catch { $failure = $_.Exception.InnerException ?? $_.Exception }
+            $ps.Dispose()
+            [pscustomobject]@{ MostTempFiles = $most; FirstTempFileSeconds = $firstSeen; Failure = $failure }
+        }
+    }
+
+    AfterEach { $null = Invoke-KmsControl $Server 'faults' -Method POST -Body @{} }
+
+    It 'commits them once the key arrives' {
+        $root = Join-Path $TestDrive 'ahead-ok'
+        $hashes = New-Batch -Root $root -Count 300 -Seed 3
+        $null = Invoke-KmsControl $Server 'faults' -Method POST -Body @{ operationLatencyMs = @{ GenerateDataKey = 1500; Decrypt = 1500 } }
+        $kms = "-Endpoint '$($Server.Endpoint)' -Credential ([pscredential]::new('testid', (ConvertTo-SecureString 'testsecret' -AsPlainText -Force)))"
+        $run = Invoke-WhileWatching $root "Get-ChildItem -LiteralPath '$root' -File | Protect-EnvelopeFile -KeyId '$KeyId' $kms"
+        $run.Failure | Should -BeNullOrEmpty
+        # During the 1.5 s round trip the queued files were read and their outputs created (at most one per file): they
+        # appear long before the key can have arrived.
+        $run.FirstTempFileSeconds | Should -Not -BeNullOrEmpty
+        $run.FirstTempFileSeconds | Should -BeLessThan 1.2
+        $run.MostTempFiles | Should -BeLessOrEqual 300
+        (Get-ChildItem -LiteralPath $root -Filter *.ekms).Count | Should -Be 300
+        Get-EkmsTempFile $root | Should -BeNullOrEmpty
+
+        $plain = Join-Path $TestDrive 'ahead-ok-out'
+        $run = Invoke-WhileWatching $plain "`$null = New-Item -ItemType Directory '$plain'; Get-ChildItem -LiteralPath '$root' -Filter *.ekms | Unprotect-EnvelopeFile -Destination '$plain/' $kms"
+        $run.Failure | Should -BeNullOrEmpty
+        $run.FirstTempFileSeconds | Should -BeLessThan 1.2
+        foreach ($path in $hashes.Keys) {
+            (Get-FileHash -LiteralPath (Join-Path $plain ([IO.Path]::GetFileName($path)))).Hash | Should -Be $hashes[$path]
+        }
+        Get-EkmsTempFile $plain | Should -BeNullOrEmpty
+    }
+
+    It 'removes them all, and writes nothing, when KMS refuses the key' {
+        $root = Join-Path $TestDrive 'ahead-refused'
+        $hashes = New-Batch -Root $root -Count 300 -Seed 4
+        $disabled = (New-KmsKey @Kms -Description 'disabled').KeyId
+        Disable-KmsKey @Kms -KeyId $disabled
+        $null = Invoke-KmsControl $Server 'faults' -Method POST -Body @{ operationLatencyMs = @{ GenerateDataKey = 1500 } }
+        $kms = "-Endpoint '$($Server.Endpoint)' -Credential ([pscredential]::new('testid', (ConvertTo-SecureString 'testsecret' -AsPlainText -Force)))"
+        $run = Invoke-WhileWatching $root "Get-ChildItem -LiteralPath '$root' -File | Protect-EnvelopeFile -KeyId '$disabled' $kms"
+        $run.MostTempFiles | Should -BeGreaterThan 0
+        $run.Failure | Should -Not -BeNullOrEmpty
+        $run.Failure.ErrorRecord.FullyQualifiedErrorId | Should -BeLike 'KmsRefused*'
+        Get-ChildItem -LiteralPath $root -Force -File | Where-Object Name -NotLike 'f*.dat' | Should -BeNullOrEmpty
+        foreach ($p in $hashes.Keys) { (Get-FileHash -LiteralPath $p).Hash | Should -Be $hashes[$p] }
+    }
+
+    It 'removes them all, and writes nothing, when the files turn out not to decrypt' {
+        $root = Join-Path $TestDrive 'ahead-mismatch'
+        $null = New-Batch -Root $root -Count 100 -Seed 5
+        Get-ChildItem -LiteralPath $root -File | Protect-EnvelopeFile -KeyId $KeyId @Kms -EncryptionContext @{ project = 'apollo' } -RemoveSource -Force
+        $plain = Join-Path $TestDrive 'ahead-mismatch-out'
+        # Every file is read and its output created ahead, and every one then fails the required context.
+        Get-ChildItem -LiteralPath $root -Filter *.ekms | Unprotect-EnvelopeFile @Kms -Destination "$plain/" -EncryptionContext @{ project = 'gemini' } -ErrorVariable failures -ErrorAction SilentlyContinue
+        $failures.Count | Should -Be 100
+        $failures | ForEach-Object { $_.CategoryInfo.Category | Should -Be 'SecurityError' }
+        Get-ChildItem -LiteralPath $plain -Force | Should -BeNullOrEmpty
+    }
+}

@@ -72,22 +72,28 @@ public static class EnvelopeFileOperations
     public static async Task<EnvelopeFileResult> EncryptFileAsync(SmallFile source, string destination, DataKey dataKey, EncryptionContext context,
         bool overwrite = false, EnvelopeEncryptOptions? options = null, ProgressCounter? progress = null, CancellationToken cancellationToken = default)
     {
-        string path;
-        (path, destination) = CheckPaths(source.Path, destination, overwrite);
+        using var output = PendingOutput.Create(source.Path, destination, overwrite);
+        return await EncryptFileAsync(source, output, dataKey, context, options, progress, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Encrypts a small source read ahead into an output created ahead too (<see cref="PendingOutput.Create"/>), and
+    /// commits it. The caller disposes <paramref name="output"/>, which deletes it if this failed.
+    /// </summary>
+    public static async Task<EnvelopeFileResult> EncryptFileAsync(SmallFile source, PendingOutput output, DataKey dataKey, EncryptionContext context,
+        EnvelopeEncryptOptions? options = null, ProgressCounter? progress = null, CancellationToken cancellationToken = default)
+    {
+        CheckSameSource(source, output);
         // Sealed in memory, then written with one call: every await here completes at once, so a small file costs no
-        // hop to another thread (on Unix each async file write is one), and the temp file exists only for that write.
+        // hop to another thread (on Unix each async file write is one).
         var sealedBytes = new MemoryStream(source.Length + 1024);
-        using (var input = new MemoryStream(source.Buffer, 0, source.Length, writable: false))
-        {
-            var header = await Envelope.EncryptAsync(input, sealedBytes, dataKey, context, options, null, cancellationToken).ConfigureAwait(false);
-            long outputLength = await WriteAtomicallyAsync(path, destination, overwrite, output =>
-            {
-                output.Write(sealedBytes.GetBuffer(), 0, (int)sealedBytes.Length);
-                return Task.CompletedTask;
-            }, cancellationToken, source.Mode).ConfigureAwait(false);
-            progress?.Add(source.Length);
-            return new EnvelopeFileResult(path, destination, header, source.Length, outputLength, dataKey.KeyId);
-        }
+        using var input = new MemoryStream(source.Buffer, 0, source.Length, writable: false);
+        var header = await Envelope.EncryptAsync(input, sealedBytes, dataKey, context, options, null, cancellationToken).ConfigureAwait(false);
+        output.Stream.Write(sealedBytes.GetBuffer(), 0, (int)sealedBytes.Length);
+        cancellationToken.ThrowIfCancellationRequested();
+        long outputLength = output.Commit(source.Mode);
+        progress?.Add(source.Length);
+        return new EnvelopeFileResult(output.Source, output.Destination, header, source.Length, outputLength, dataKey.KeyId);
     }
 
     /// <summary>Decrypts a small EKMS file read ahead by <see cref="SmallFile.TryRead"/>: the same as the path-based overload.</summary>
@@ -98,22 +104,50 @@ public static class EnvelopeFileOperations
         string path;
         (path, destination) = CheckPaths(source.Path, destination, overwrite);
         using var input = new MemoryStream(source.Buffer, 0, source.Length, writable: false);
+        // Everything that can fail without writing (header, context, KMS) happens before the temp file exists.
         var (header, dataKey) = await Envelope.ReadHeaderAndUnwrapAsync(input, keyProvider, options, cancellationToken).ConfigureAwait(false);
         using var _ = dataKey;
-        // Opened in memory (a wiped pooled buffer: the plaintext is never shorter than the file), then written with one
-        // call, as for encryption; nothing reaches the disk before the last frame has authenticated.
+        using var output = PendingOutput.CreateChecked(path, destination, overwrite);
+        return await DecryptBodyAsync(source, input, header, dataKey, output, options, progress, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Decrypts a small EKMS file read ahead into an output created ahead too (<see cref="PendingOutput.Create"/>),
+    /// and commits it once every frame has authenticated. The caller disposes <paramref name="output"/>, which deletes
+    /// it if this failed.
+    /// </summary>
+    public static async Task<EnvelopeFileResult> DecryptFileAsync(SmallFile source, PendingOutput output, IDataKeyProvider keyProvider,
+        EnvelopeDecryptOptions? options = null, ProgressCounter? progress = null, CancellationToken cancellationToken = default)
+    {
+        options ??= EnvelopeDecryptOptions.Default;
+        CheckSameSource(source, output);
+        using var input = new MemoryStream(source.Buffer, 0, source.Length, writable: false);
+        var (header, dataKey) = await Envelope.ReadHeaderAndUnwrapAsync(input, keyProvider, options, cancellationToken).ConfigureAwait(false);
+        using var _ = dataKey;
+        return await DecryptBodyAsync(source, input, header, dataKey, output, options, progress, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static void CheckSameSource(SmallFile source, PendingOutput output)
+    {
+        if (!string.Equals(source.Path, output.Source, StringComparison.Ordinal))
+            throw new ArgumentException($"The output was created for '{output.Source}', not for '{source.Path}'.", nameof(output));
+    }
+
+    private static async Task<EnvelopeFileResult> DecryptBodyAsync(SmallFile source, MemoryStream input, EnvelopeHeader header, DataKey dataKey, PendingOutput output,
+        EnvelopeDecryptOptions options, ProgressCounter? progress, CancellationToken cancellationToken)
+    {
+        // Opened in memory (a wiped pooled buffer: the plaintext is never longer than the file), then written with one
+        // call; nothing reaches the output before the last frame has authenticated.
         byte[] plaintext = ArrayPool<byte>.Shared.Rent(Math.Max(1, source.Length));
         try
         {
             var opened = new MemoryStream(plaintext, 0, plaintext.Length, writable: true, publiclyVisible: true);
             var result = await Envelope.DecryptBodyAsync(header, input, opened, dataKey, options, null, cancellationToken).ConfigureAwait(false);
-            long outputLength = await WriteAtomicallyAsync(path, destination, overwrite, output =>
-            {
-                output.Write(plaintext, 0, (int)opened.Position);
-                return Task.CompletedTask;
-            }, cancellationToken, source.Mode).ConfigureAwait(false);
+            output.Stream.Write(plaintext, 0, (int)opened.Position);
+            cancellationToken.ThrowIfCancellationRequested();
+            long outputLength = output.Commit(source.Mode);
             progress?.Add(result.PlaintextLength);
-            return new EnvelopeFileResult(path, destination, header, result.PlaintextLength, outputLength, result.KeyId, result.UnwrappedFrom);
+            return new EnvelopeFileResult(output.Source, output.Destination, header, result.PlaintextLength, outputLength, result.KeyId, result.UnwrappedFrom);
         }
         finally
         {
@@ -245,49 +279,10 @@ public static class EnvelopeFileOperations
     private static async Task<long> WriteAtomicallyAsync(string source, string destination, bool overwrite, Func<FileStream, Task> write, CancellationToken cancellationToken,
         UnixFileMode? sourceMode = null)
     {
-        string temp = GetTempPath(destination);
-        var options = new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew, // never follows or reuses an existing name
-            Access = FileAccess.Write,
-            Share = FileShare.None,
-            Options = FileOptions.Asynchronous,
-            BufferSize = 0,
-        };
-        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        bool moved = false;
-        try
-        {
-            long length;
-            await using (var output = new FileStream(temp, options))
-            {
-                await write(output).ConfigureAwait(false);
-                cancellationToken.ThrowIfCancellationRequested();
-                output.Flush(flushToDisk: true);
-                length = output.Length;
-                if (!OperatingSystem.IsWindows())
-                {
-                    // Rename while the file is still open and owner-only, then widen the mode through the handle: the
-                    // temp name never carries more than 0600, the output is at most briefly tighter than its final
-                    // mode, and the chmod reaches the inode just written, never whatever a path might point to.
-                    var mode = (sourceMode ?? File.GetUnixFileMode(source)) & (UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
-                    Move(temp, destination, overwrite);
-                    moved = true;
-                    try { File.SetUnixFileMode(output.SafeFileHandle, mode | UnixFileMode.UserRead | UnixFileMode.UserWrite); }
-                    catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // stays owner-only: tighter, never looser
-                }
-            }
-            if (!moved) Move(temp, destination, overwrite); // Windows: an open file cannot be renamed
-            moved = true;
-            return length;
-        }
-        finally
-        {
-            if (!moved)
-            {
-                try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            }
-        }
+        using var output = PendingOutput.CreateChecked(source, destination, overwrite);
+        await write(output.Stream).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        return output.Commit(sourceMode);
     }
 
     /// <summary>

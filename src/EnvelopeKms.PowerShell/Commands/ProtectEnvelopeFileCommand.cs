@@ -107,7 +107,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             var work = new FileWorkQueue.WorkItem(source, length);
             // No read-ahead when the source is to be removed: that would widen the window in which a change to the
             // source, made after it was read, is lost with it.
-            if (SdkLayout is null && !Legacy && !remove) Queue.StartWithReadAhead(work, (item, ahead, ct) => ProtectAsync(item, ahead, destination, remove, ct));
+            if (SdkLayout is null && !Legacy && !remove) Queue.StartWithReadAhead(work, (item, createOutput) => ReadAhead(item, destination, createOutput), (item, ahead, ct) => ProtectAsync(item, ahead, destination, remove, ct));
             else Queue.Start(work, (item, ct) => ProtectAsync(item, null, destination, remove, ct));
         }
     }
@@ -170,11 +170,21 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         }
     }
 
-    private async Task<object?> ProtectAsync(FileWorkQueue.WorkItem item, SmallFile? readAhead, string destination, bool removeSource, CancellationToken cancellationToken)
+    /// <summary>Runs before the data key is there: reads a small source and creates its output (both need no key).</summary>
+    private PreparedFile? ReadAhead(FileWorkQueue.WorkItem item, string destination, bool createOutput)
+    {
+        var prepared = PreparedFile.TryRead(item.Source);
+        if (prepared is not null && createOutput) prepared.TryCreateOutput(destination, Force);
+        return prepared;
+    }
+
+    private async Task<object?> ProtectAsync(FileWorkQueue.WorkItem item, PreparedFile? readAhead, string destination, bool removeSource, CancellationToken cancellationToken)
     {
         using var lease = await Batcher.AcquireAsync(item.Length, cancellationToken).ConfigureAwait(false);
-        EnvelopeKms.Files.EnvelopeFileResult result = readAhead is not null
-            ? await EnvelopeFileOperations.EncryptFileAsync(readAhead, destination, lease.Key, _context, Force, null, item.Progress, cancellationToken).ConfigureAwait(false)
+        EnvelopeKms.Files.EnvelopeFileResult result = readAhead is { Output: { } output }
+            ? await EnvelopeFileOperations.EncryptFileAsync(readAhead.Input, output, lease.Key, _context, null, item.Progress, cancellationToken).ConfigureAwait(false)
+            : readAhead is not null
+            ? await EnvelopeFileOperations.EncryptFileAsync(readAhead.Input, destination, lease.Key, _context, Force, null, item.Progress, cancellationToken).ConfigureAwait(false)
             : SdkLayout is { } layout
             ? await AlibabaSdkFileOperations.EncryptFileAsync(item.Source, destination, lease.Key, _sdkArns!, _context, layout, Force, item.Progress, cancellationToken).ConfigureAwait(false)
             : Legacy

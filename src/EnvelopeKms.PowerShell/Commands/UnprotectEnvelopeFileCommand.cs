@@ -56,7 +56,8 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             if (!ShouldProcess(source, $"Decrypt to '{destination}'")) continue;
             WarnAboutLeftoverTempFiles(destination);
             _keys ??= CreateUnwrappingKeyProvider(AllowedKeyId);
-            Queue.StartWithReadAhead(new FileWorkQueue.WorkItem(source, new FileInfo(source).Length), (item, ahead, ct) => UnprotectAsync(item, ahead, destination, ct));
+            Queue.StartWithReadAhead(new FileWorkQueue.WorkItem(source, new FileInfo(source).Length), (item, createOutput) => ReadAhead(item, destination, createOutput),
+                (item, ahead, ct) => UnprotectAsync(item, ahead, destination, ct));
         }
     }
 
@@ -72,10 +73,23 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         .Select(s => name[..^s.Length])
         .FirstOrDefault();
 
-    private async Task<object?> UnprotectAsync(FileWorkQueue.WorkItem item, SmallFile? readAhead, string destination, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs before the data key is there: reads a small source and, for an EKMS file (the others take their own paths),
+    /// creates its output.
+    /// </summary>
+    private PreparedFile? ReadAhead(FileWorkQueue.WorkItem item, string destination, bool createOutput)
+    {
+        var prepared = PreparedFile.TryRead(item.Source);
+        if (prepared is not null && createOutput && DetectFormat(prepared.Input) == EnvelopeFileFormat.Ekms) prepared.TryCreateOutput(destination, Force);
+        return prepared;
+    }
+
+    private static EnvelopeFileFormat DetectFormat(SmallFile file) => LegacyFileOperations.Detect(file.Content[..Math.Min(64, file.Length)]);
+
+    private async Task<object?> UnprotectAsync(FileWorkQueue.WorkItem item, PreparedFile? readAhead, string destination, CancellationToken cancellationToken)
     {
         var format = readAhead is not null
-            ? LegacyFileOperations.Detect(readAhead.Content[..Math.Min(64, readAhead.Length)])
+            ? DetectFormat(readAhead.Input)
             : await LegacyFileOperations.DetectFormatAsync(item.Source, cancellationToken).ConfigureAwait(false);
         EnvelopeKms.Files.EnvelopeFileResult result;
         if (format == EnvelopeFileFormat.Legacy)
@@ -92,8 +106,10 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         else
         {
             var options = new EnvelopeDecryptOptions { RequiredContext = _required };
-            result = readAhead is not null
-                ? await EnvelopeFileOperations.DecryptFileAsync(readAhead, destination, _keys!, Force, options, item.Progress, cancellationToken).ConfigureAwait(false)
+            result = readAhead is { Output: { } output }
+                ? await EnvelopeFileOperations.DecryptFileAsync(readAhead.Input, output, _keys!, options, item.Progress, cancellationToken).ConfigureAwait(false)
+                : readAhead is not null
+                ? await EnvelopeFileOperations.DecryptFileAsync(readAhead.Input, destination, _keys!, Force, options, item.Progress, cancellationToken).ConfigureAwait(false)
                 : await EnvelopeFileOperations.DecryptFileAsync(item.Source, destination, _keys!, Force, options, item.Progress, cancellationToken).ConfigureAwait(false);
         }
         return new EnvelopeFileResult

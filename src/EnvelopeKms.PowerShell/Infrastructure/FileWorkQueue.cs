@@ -26,16 +26,16 @@ internal sealed class FileWorkQueue : IDisposable
 
     private readonly BlockingCollection<Completion> _completed = new();
     /// <summary>Files queued (started or waiting for a worker) before the pipeline thread waits for completions.</summary>
-    public const int MaxBacklog = 1024;
+    public const int MaxBacklog = 4096;
     private readonly SemaphoreSlim _running;
-    private readonly List<WorkItem> _inFlight = [];
+    private readonly HashSet<WorkItem> _inFlight = []; // removal per completion must not scan a long backlog
     private readonly CancellationToken _cancellationToken;
     private readonly Action<Completion> _onCompleted;
-    private readonly Action<IReadOnlyList<WorkItem>, int> _onTick;
+    private readonly Action<IReadOnlyCollection<WorkItem>, int> _onTick;
     private readonly Stopwatch _sinceTick = Stopwatch.StartNew();
     private int _completedCount;
 
-    public FileWorkQueue(int throttleLimit, Action<Completion> onCompleted, Action<IReadOnlyList<WorkItem>, int> onTick, CancellationToken cancellationToken)
+    public FileWorkQueue(int throttleLimit, Action<Completion> onCompleted, Action<IReadOnlyCollection<WorkItem>, int> onTick, CancellationToken cancellationToken)
     {
         _running = new SemaphoreSlim(Math.Max(1, throttleLimit));
         _onCompleted = onCompleted;
@@ -47,35 +47,49 @@ internal sealed class FileWorkQueue : IDisposable
 
     /// <summary>Queues <paramref name="work"/>; it runs when one of the ThrottleLimit workers is free. Pipeline thread only.</summary>
     public void Start(WorkItem item, Func<WorkItem, CancellationToken, Task<object?>> work)
-        => StartCore(item, readAhead: false, (i, _, ct) => work(i, ct));
+        => StartCore<IDisposable>(item, null, (i, _, ct) => work(i, ct));
 
     /// <summary>
-    /// Like <see cref="Start"/>, but a small source (<see cref="Files.SmallFile.MaxLength"/>) is first read whole,
-    /// outside the ThrottleLimit: while the first files wait for their data key from KMS, the files queued behind
-    /// them are read instead of the cores standing idle for the round trip. At most <see cref="MaxReadAheadBytes"/>
-    /// are held; <paramref name="work"/> gets null when a file was not read ahead (too large, over the budget, or
-    /// unreadable just then: the ordinary path then reads it and reports any error).
+    /// Like <see cref="Start"/>, but a small source (<see cref="Files.SmallFile.MaxLength"/>) is first made ready by
+    /// <paramref name="readAhead"/> (read whole, and its output created when the bool it gets is true), outside the
+    /// ThrottleLimit: while the first files wait for their data key from KMS, the files queued behind them do all
+    /// the work that needs no key instead of the cores standing idle for the round trip. At most
+    /// <see cref="MaxReadAheadBytes"/> are held, and at most <see cref="MaxOutputsAhead"/> outputs are open;
+    /// <paramref name="work"/> gets null when a file was not read ahead (too large, over the budget, or unreadable
+    /// just then: the ordinary path then reads it and reports any error). Whatever was made ready is disposed after
+    /// <paramref name="work"/>.
     /// </summary>
-    public void StartWithReadAhead(WorkItem item, Func<WorkItem, Files.SmallFile?, CancellationToken, Task<object?>> work)
-        => StartCore(item, readAhead: true, work);
+    public void StartWithReadAhead<T>(WorkItem item, Func<WorkItem, bool, T?> readAhead, Func<WorkItem, T?, CancellationToken, Task<object?>> work)
+        where T : class, IDisposable
+        => StartCore(item, readAhead, work);
 
     /// <summary>Plaintext bytes of small files read ahead and not yet processed, at most.</summary>
     public const long MaxReadAheadBytes = 32L << 20;
     private long _readAheadBytes;
 
-    private void StartCore(WorkItem item, bool readAhead, Func<WorkItem, Files.SmallFile?, CancellationToken, Task<object?>> work)
+    /// <summary>
+    /// Outputs created ahead and not yet committed, at most, in the whole process (the descriptor limit is the
+    /// process's, and two pipelines may run at once in two runspaces).
+    /// </summary>
+    public static int MaxOutputsAhead { get; } = OpenFileLimit.OutputsAheadFor(OpenFileLimit.Current);
+    private static int _outputsAheadInProcess;
+
+    private void StartCore<T>(WorkItem item, Func<WorkItem, bool, T?>? readAhead, Func<WorkItem, T?, CancellationToken, Task<object?>> work)
+        where T : class, IDisposable
     {
         while (_inFlight.Count >= MaxBacklog) HandleNext(TimeSpan.FromMilliseconds(250));
         _inFlight.Add(item);
         item.Task = Task.Run(async () =>
         {
             Completion completion;
-            Files.SmallFile? ahead = null;
-            bool counted = readAhead && item.Length <= Files.SmallFile.MaxLength; // counted against the budget until done
+            T? ahead = null;
+            // Whether the file counts against the budgets is decided once, here, and undone once, in the finally.
+            bool counted = readAhead is not null && item.Length <= Files.SmallFile.MaxLength;
             bool reserved = counted && Interlocked.Add(ref _readAheadBytes, item.Length) <= MaxReadAheadBytes;
+            bool outputReserved = reserved && Interlocked.Increment(ref _outputsAheadInProcess) <= MaxOutputsAhead;
             try
             {
-                if (reserved && !_cancellationToken.IsCancellationRequested) ahead = Files.SmallFile.TryRead(item.Source);
+                if (reserved && !_cancellationToken.IsCancellationRequested) ahead = readAhead!(item, outputReserved);
                 await _running.WaitAsync(_cancellationToken).ConfigureAwait(false);
                 try { completion = new Completion(item, await work(item, ahead, _cancellationToken).ConfigureAwait(false), null); }
                 finally { _running.Release(); }
@@ -85,6 +99,7 @@ internal sealed class FileWorkQueue : IDisposable
             {
                 ahead?.Dispose();
                 if (counted) Interlocked.Add(ref _readAheadBytes, -item.Length);
+                if (reserved) Interlocked.Decrement(ref _outputsAheadInProcess);
             }
             _completed.Add(completion);
         });

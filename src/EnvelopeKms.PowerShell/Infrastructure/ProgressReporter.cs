@@ -16,7 +16,7 @@ internal sealed class ProgressReporter(Cmdlet cmdlet, string activity)
     private bool _written;
     private bool _childWritten;
 
-    public void Update(IReadOnlyList<FileWorkQueue.WorkItem> inFlight, int completed)
+    public void Update(IReadOnlyCollection<FileWorkQueue.WorkItem> inFlight, int completed)
     {
         if (_elapsed.ElapsedMilliseconds < 500) return;
         var current = inFlight.Count > 0 ? inFlight.MaxBy(i => i.Length) : null;
