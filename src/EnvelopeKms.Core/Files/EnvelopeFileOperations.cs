@@ -90,8 +90,7 @@ public static class EnvelopeFileOperations
         using var input = new MemoryStream(source.Buffer, 0, source.Length, writable: false);
         var header = await Envelope.EncryptAsync(input, sealedBytes, dataKey, context, options, null, cancellationToken).ConfigureAwait(false);
         output.Stream.Write(sealedBytes.GetBuffer(), 0, (int)sealedBytes.Length);
-        cancellationToken.ThrowIfCancellationRequested();
-        long outputLength = output.Commit(source.Mode);
+        long outputLength = output.Commit(source.Mode, cancellationToken);
         progress?.Add(source.Length);
         return new EnvelopeFileResult(output.Source, output.Destination, header, source.Length, outputLength, dataKey.KeyId);
     }
@@ -144,8 +143,7 @@ public static class EnvelopeFileOperations
             var opened = new MemoryStream(plaintext, 0, plaintext.Length, writable: true, publiclyVisible: true);
             var result = await Envelope.DecryptBodyAsync(header, input, opened, dataKey, options, null, cancellationToken).ConfigureAwait(false);
             output.Stream.Write(plaintext, 0, (int)opened.Position);
-            cancellationToken.ThrowIfCancellationRequested();
-            long outputLength = output.Commit(source.Mode);
+            long outputLength = output.Commit(source.Mode, cancellationToken);
             progress?.Add(result.PlaintextLength);
             return new EnvelopeFileResult(output.Source, output.Destination, header, result.PlaintextLength, outputLength, result.KeyId, result.UnwrappedFrom);
         }
@@ -276,13 +274,11 @@ public static class EnvelopeFileOperations
     internal static Task<long> ReplaceFileAtomicallyAsync(string path, Func<FileStream, Task> write, CancellationToken cancellationToken)
         => WriteAtomicallyAsync(path, path, overwrite: true, write, cancellationToken);
 
-    private static async Task<long> WriteAtomicallyAsync(string source, string destination, bool overwrite, Func<FileStream, Task> write, CancellationToken cancellationToken,
-        UnixFileMode? sourceMode = null)
+    private static async Task<long> WriteAtomicallyAsync(string source, string destination, bool overwrite, Func<FileStream, Task> write, CancellationToken cancellationToken)
     {
         using var output = PendingOutput.CreateChecked(source, destination, overwrite);
         await write(output.Stream).ConfigureAwait(false);
-        cancellationToken.ThrowIfCancellationRequested();
-        return output.Commit(sourceMode);
+        return output.Commit(cancellationToken: cancellationToken);
     }
 
     /// <summary>

@@ -65,12 +65,14 @@ public sealed class PendingOutput : IDisposable
 
     /// <summary>
     /// Flushes the temp file to disk and renames it over the destination; the output gets the source's permissions
-    /// (<paramref name="sourceMode"/> when the caller read them already). Returns the output's length.
+    /// (<paramref name="sourceMode"/> when the caller read them already). Returns the output's length. A cancellation
+    /// that came while the output was written stops it here, before the destination changes.
     /// </summary>
-    public long Commit(UnixFileMode? sourceMode = null)
+    public long Commit(UnixFileMode? sourceMode = null, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_committed) throw new InvalidOperationException("The output was committed already.");
+        cancellationToken.ThrowIfCancellationRequested();
         Stream.Flush(flushToDisk: true);
         long length = Stream.Length;
         if (OperatingSystem.IsWindows())

@@ -59,6 +59,21 @@ public class PendingOutputTests : IDisposable
     }
 
     [Fact]
+    public void ACancellationBeforeTheCommitLeavesTheDestinationAsItWas()
+    {
+        string source = _dir.File("k.txt"), destination = _dir.File("k.txt.ekms");
+        File.WriteAllText(source, "source");
+        File.WriteAllText(destination, "the user's file");
+        using (var output = PendingOutput.Create(source, destination, overwrite: true))
+        {
+            output.Stream.Write("complete, but cancelled"u8);
+            Assert.Throws<OperationCanceledException>(() => output.Commit(cancellationToken: new CancellationToken(canceled: true)));
+        }
+        Assert.Equal("the user's file", File.ReadAllText(destination));
+        Assert.Empty(TempFiles());
+    }
+
+    [Fact]
     public void CreateChecksThePathsFirst_AndThenCreatesNothing()
     {
         string source = _dir.File("c.txt"), taken = _dir.File("taken.ekms"), folder = _dir.File("folder");
