@@ -47,6 +47,22 @@ Describe 'tools/Bench.ps1 -Short' {
         Get-Content -LiteralPath $ResultsMd -Raw | Should -Match '\| EnvelopeKms \| 8 MiB \| encrypt \|'
     }
 
+    It 'reports the CPU of the module''s timed file runs' {
+        $results = Get-Content -LiteralPath $ResultsJson -Raw | ConvertFrom-Json
+        foreach ($size in '8 MiB', '1 MiB') {
+            foreach ($op in 'encrypt', 'decrypt') {
+                $row = @($results.ModuleCpu | Where-Object { $_.Size -eq $size -and $_.Operation -eq $op })
+                $row.Count | Should -Be 1 -Because "the CPU of the module's $size $op runs"
+                $row[0].Runs | Should -Be 1
+                $row[0].MedianCpuSeconds | Should -BeGreaterThan 0
+                # This pwsh's background JIT thread is found on Linux, where the tests run; its time may be zero.
+                $row[0].MedianJitCpuSeconds | Should -Not -BeNullOrEmpty
+                $row[0].MedianJitCpuSeconds | Should -BeLessOrEqual $row[0].MedianCpuSeconds
+            }
+        }
+        Get-Content -LiteralPath $ResultsMd -Raw | Should -Match "CPU of the module's timed file runs"
+    }
+
     It 'reports the KMS calls of the batch' {
         $results = Get-Content -LiteralPath $ResultsJson -Raw | ConvertFrom-Json
         $calls = @($results.KmsCalls.Runs | Where-Object Latency -EQ 0)
