@@ -2,6 +2,7 @@ using System.Collections;
 using System.Management.Automation;
 using EnvelopeKms.Kms;
 using EnvelopeKms.PowerShell.Infrastructure;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -101,7 +102,7 @@ public sealed class ConnectKmsCommand : EnvelopeCmdlet
         if (AllowInsecureHttp && !explicitEndpoint)
             Fail(new ArgumentException("-AllowInsecureHttp applies to an explicit http:// -Endpoint or -RegionEndpoint; give one of them too."), null);
         if (ca is not null && !File.Exists(ca))
-            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"Cannot find the CA certificate '{ca}'.", ca), "KmsCaCertificateNotFound", ErrorCategory.ObjectNotFound, ca));
+            ThrowTerminatingError(ErrorIds.KmsCaCertificateNotFound.ToRecord(new FileNotFoundException($"Cannot find the CA certificate '{ca}'.", ca), ca));
         if (Endpoint is not null)
         {
             try
@@ -166,7 +167,7 @@ public sealed class ConnectKmsCommand : EnvelopeCmdlet
     }
 
     private void Fail(Exception e, object? target)
-        => ThrowTerminatingError(new ErrorRecord(e, "KmsConfigurationInvalid", ErrorCategory.InvalidArgument, target));
+        => ThrowTerminatingError(ErrorIds.KmsConfigurationInvalid.ToRecord(e, target));
 }
 
 /// <summary>Clears the defaults Connect-Kms set.</summary>

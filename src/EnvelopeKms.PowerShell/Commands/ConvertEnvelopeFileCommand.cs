@@ -7,6 +7,7 @@ using EnvelopeKms.Format;
 using EnvelopeKms.Keys;
 using EnvelopeKms.Kms;
 using EnvelopeKms.PowerShell.Infrastructure;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -18,17 +19,6 @@ namespace EnvelopeKms.PowerShell.Commands;
 [OutputType(typeof(EnvelopeFileResult))]
 public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 {
-    private static readonly IReadOnlySet<string> SessionLevelErrors = new HashSet<string>
-    {
-        // Credential, clock and configuration problems fail every file alike.
-        "KmsAuthenticationFailed", "KmsCredentialsFailed", "KmsConfigurationInvalid", "KmsClockSkew",
-    };
-    private static readonly IReadOnlySet<string> KeyLevelErrors = new HashSet<string>
-    {
-        // The new data key is shared by every file: a problem with -KeyId fails them all alike. (The same errors
-        // when unwrapping a source are that file's own: another source may be wrapped under another key.)
-        "KmsKeyNotFound", "KmsRefused", "KmsInvalidParameter", "KmsNoAllowedKey", "KmsUnavailable",
-    };
     /// <summary>Marks (in <see cref="Exception.Data"/>) a failure to get the new data key, as opposed to reading a source.</summary>
     private const string NewKeyMarker = "EnvelopeKms.NewDataKey";
     private Keys.EncryptionContext _required = Keys.EncryptionContext.Empty;
@@ -60,10 +50,11 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     [ArgumentCompleter(typeof(KmsKeyCompleter))]
     public string[]? AllowedKeyId { get; set; }
 
-    protected override IReadOnlySet<string> TerminatingErrorIds => SessionLevelErrors;
+    // Sources may be wrapped under different keys, so reading one fails only that file; the new data key is shared
+    // by every file, so failing to get it fails them all alike.
+    private protected override PipelineEnd PipelineEnd => PipelineEnd.SharedSession;
 
-    protected override bool IsTerminating(Exception error, ErrorRecord record)
-        => base.IsTerminating(error, record) || (error.Data.Contains(NewKeyMarker) && KeyLevelErrors.Contains(record.FullyQualifiedErrorId));
+    private protected override PipelineEnd PipelineEndFor(Exception error) => error.Data.Contains(NewKeyMarker) ? PipelineEnd.SharedDataKey : PipelineEnd;
 
     protected override void BeginProcessing()
     {
@@ -75,12 +66,10 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             _ => AlibabaSdkFormats.LayoutOf(To) == AlibabaSdk.AlibabaSdkLayout.Asn1 ? EnvelopeFileFormat.AlibabaSdk : EnvelopeFileFormat.AlibabaSdkStream,
         };
         if (_target == EnvelopeFileFormat.Legacy && KeyId.Length > 1)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("The legacy format holds one wrapped key; give one -KeyId."),
-                "EnvelopeLegacyOneKey", ErrorCategory.InvalidArgument, KeyId));
+            ThrowTerminatingError(ErrorIds.EnvelopeLegacyOneKey.ToRecord(new ArgumentException("The legacy format holds one wrapped key; give one -KeyId."), KeyId));
         if (KeyId.Length > EnvelopeFormat.DefaultMaxWrappedKeys)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException(
-                $"At most {EnvelopeFormat.DefaultMaxWrappedKeys} KMS keys can wrap one file (the most a reader accepts by default); {KeyId.Length} were given."),
-                "EnvelopeTooManyKeys", ErrorCategory.InvalidArgument, KeyId));
+            ThrowTerminatingError(ErrorIds.EnvelopeTooManyKeys.ToRecord(new ArgumentException(
+                $"At most {EnvelopeFormat.DefaultMaxWrappedKeys} KMS keys can wrap one file (the most a reader accepts by default); {KeyId.Length} were given."), KeyId));
         foreach (var key in KeyId) ModuleState.Current.RememberKey(key);
         BeginWriting();
     }
@@ -92,15 +81,13 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             var format = LegacyFileOperations.DetectFormatOrUnknown(source);
             if (format == EnvelopeFileFormat.Unknown)
             {
-                WriteError(new ErrorRecord(new EnvelopeException(EnvelopeError.NotEnvelope, $"'{source}' is not an envelope file of a format this module reads (EKMS, legacy, Encryption SDK)."),
-                    "EnvelopeNotRecognized", ErrorCategory.InvalidData, source));
+                WriteError(ErrorIds.EnvelopeNotRecognized.ToRecord(new EnvelopeException(EnvelopeError.NotEnvelope, $"'{source}' is not an envelope file of a format this module reads (EKMS, legacy, Encryption SDK)."), source));
                 continue;
             }
             if (format == _target)
             {
                 string hint = format == EnvelopeFileFormat.Ekms ? " To change the KMS keys of an EKMS file, use Update-EnvelopeFileKey." : "";
-                WriteError(new ErrorRecord(new InvalidOperationException($"'{source}' is already in the {AlibabaSdkFormats.NameOf(format)} format; nothing to convert.{hint}"),
-                    "EnvelopeConvertSameFormat", ErrorCategory.InvalidOperation, source));
+                WriteError(ErrorIds.EnvelopeConvertSameFormat.ToRecord(new InvalidOperationException($"'{source}' is already in the {AlibabaSdkFormats.NameOf(format)} format; nothing to convert.{hint}"), source));
                 continue;
             }
             string destination = Destination is null ? source : DestinationFor(source, System.IO.Path.GetFileName(source))!;

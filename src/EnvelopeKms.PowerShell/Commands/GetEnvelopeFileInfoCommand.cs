@@ -3,6 +3,8 @@ using EnvelopeKms.Files;
 using EnvelopeKms.Legacy;
 using EnvelopeKms.PowerShell.Infrastructure;
 
+using EnvelopeKms.PowerShell.Errors;
+
 namespace EnvelopeKms.PowerShell.Commands;
 
 /// <summary>Shows an envelope file's header (EKMS, legacy or Encryption SDK) — format, suite, KMS keys, encryption context, sizes — without any KMS call.</summary>
@@ -33,7 +35,7 @@ public sealed class GetEnvelopeFileInfoCommand : EnvelopeCmdlet
             }
             catch (Exception e) when (e is not PipelineStoppedException and not OperationCanceledException)
             {
-                WriteError(ErrorMapper.ToErrorRecord(e, file));
+                WriteError(ErrorMapper.ToErrorRecord(e, file, FileAccess.Read));
             }
         }
     }

@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using EnvelopeKms.Kms;
 using EnvelopeKms.PowerShell.Infrastructure;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -106,6 +107,6 @@ public sealed class GetKmsAliasCommand : KmsKeyCmdlet
             WriteObject(alias);
         }
         if (!found && AliasName is not null && !WildcardPattern.ContainsWildcardCharacters(AliasName))
-            WriteError(new ErrorRecord(new ItemNotFoundException($"No KMS alias named '{AliasName}'."), "KmsAliasNotFound", ErrorCategory.ObjectNotFound, AliasName));
+            WriteError(ErrorIds.KmsAliasNotFound.ToRecord(new ItemNotFoundException($"No KMS alias named '{AliasName}'."), AliasName));
     }
 }

@@ -3,6 +3,8 @@ using System.Management.Automation;
 using EnvelopeKms.Kms;
 using EnvelopeKms.PowerShell.Infrastructure;
 
+using EnvelopeKms.PowerShell.Errors;
+
 namespace EnvelopeKms.PowerShell.Commands;
 
 /// <summary>Base of the key cmdlets: a KMS call per key, with errors per key and the key remembered for Tab completion.</summary>
@@ -20,7 +22,7 @@ public abstract class KmsKeyCmdlet : KmsCmdlet
         {
             var record = ErrorMapper.ToErrorRecord(e, target);
             // Credentials, clock and configuration problems fail every call alike: stop once.
-            if (record.FullyQualifiedErrorId is "KmsAuthenticationFailed" or "KmsClockSkew" or "KmsCredentialsFailed" or "KmsConfigurationInvalid")
+            if (PipelineEnd.SharedSession.Ends(ErrorMapper.IdOf(e)))
                 ThrowTerminatingError(record);
             WriteError(record);
             return false;

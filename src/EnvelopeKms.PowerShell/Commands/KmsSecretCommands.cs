@@ -4,6 +4,7 @@ using System.Security;
 using System.Security.Cryptography;
 using EnvelopeKms.Kms;
 using EnvelopeKms.PowerShell.Infrastructure;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -49,8 +50,7 @@ public sealed class ProtectKmsSecretCommand : KmsKeyCmdlet
         {
             if (plaintext.Length is 0 or > KmsClient.MaxEncryptPlaintextBytes)
             {
-                WriteError(new ErrorRecord(new ArgumentException($"KMS Encrypt takes 1 to {KmsClient.MaxEncryptPlaintextBytes} bytes; this secret has {plaintext.Length}. Use Protect-EnvelopeFile for larger data."),
-                    "KmsSecretSize", ErrorCategory.InvalidArgument, null));
+                WriteError(ErrorIds.KmsSecretSize.ToRecord(new ArgumentException($"KMS Encrypt takes 1 to {KmsClient.MaxEncryptPlaintextBytes} bytes; this secret has {plaintext.Length}. Use Protect-EnvelopeFile for larger data."), null));
                 return;
             }
             CiphertextResult? result = null;

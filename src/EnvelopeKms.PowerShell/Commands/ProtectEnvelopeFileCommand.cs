@@ -5,6 +5,7 @@ using EnvelopeKms.Format;
 using EnvelopeKms.Keys;
 using EnvelopeKms.Kms;
 using EnvelopeKms.PowerShell.Infrastructure;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -15,11 +16,6 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 {
     private Keys.EncryptionContext _context = Keys.EncryptionContext.Empty;
     private DataKeyBatcher? _batcher;
-    private static readonly IReadOnlySet<string> KeyLevelErrors = new HashSet<string>
-    {
-        // A key or credential problem fails every file the same way: stop once instead of an error per file.
-        "KmsAuthenticationFailed", "KmsCredentialsFailed", "KmsConfigurationInvalid", "KmsKeyNotFound", "KmsRefused", "KmsClockSkew", "KmsInvalidParameter",
-    };
     private int _alreadyProtected;
     private bool _removeYesToAll;
     private bool _removeNoToAll;
@@ -59,24 +55,21 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     /// <summary>The Encryption SDK layout asked for, or null for EKMS and Legacy.</summary>
     private AlibabaSdk.AlibabaSdkLayout? SdkLayout => AlibabaSdkFormats.LayoutOf(Format);
 
-    protected override IReadOnlySet<string> TerminatingErrorIds => KeyLevelErrors;
+    // Every file is wrapped under -KeyId: a problem with that key fails them all alike.
+    private protected override PipelineEnd PipelineEnd => PipelineEnd.SharedKey;
 
     protected override void BeginProcessing()
     {
         _context = ToContextOrStop(EncryptionContext);
         if (Legacy && _context.Count > 0)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("The legacy format has no encryption context; remove -EncryptionContext or use -Format EKMS."),
-                "EnvelopeLegacyNoContext", ErrorCategory.InvalidArgument, EncryptionContext));
+            ThrowTerminatingError(ErrorIds.EnvelopeLegacyNoContext.ToRecord(new ArgumentException("The legacy format has no encryption context; remove -EncryptionContext or use -Format EKMS."), EncryptionContext));
         if (Legacy && KeyId.Length > 1)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("The legacy format holds one wrapped key; give one -KeyId."),
-                "EnvelopeLegacyOneKey", ErrorCategory.InvalidArgument, KeyId));
+            ThrowTerminatingError(ErrorIds.EnvelopeLegacyOneKey.ToRecord(new ArgumentException("The legacy format holds one wrapped key; give one -KeyId."), KeyId));
         if (SdkLayout is not null && AlibabaSdk.AlibabaSdkHeader.SerializeContext(_context).Length > AlibabaSdk.AlibabaSdkFormat.MaxContextBytes)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"The Encryption SDK formats hold an encryption context of at most {AlibabaSdk.AlibabaSdkFormat.MaxContextBytes} serialized bytes."),
-                "EnvelopeContextInvalid", ErrorCategory.InvalidArgument, EncryptionContext));
+            ThrowTerminatingError(ErrorIds.EnvelopeContextInvalid.ToRecord(new ArgumentException($"The Encryption SDK formats hold an encryption context of at most {AlibabaSdk.AlibabaSdkFormat.MaxContextBytes} serialized bytes."), EncryptionContext));
         if (KeyId.Length > EnvelopeFormat.DefaultMaxWrappedKeys)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException(
-                $"At most {EnvelopeFormat.DefaultMaxWrappedKeys} KMS keys can wrap one file (the most a reader accepts by default); {KeyId.Length} were given."),
-                "EnvelopeTooManyKeys", ErrorCategory.InvalidArgument, KeyId));
+            ThrowTerminatingError(ErrorIds.EnvelopeTooManyKeys.ToRecord(new ArgumentException(
+                $"At most {EnvelopeFormat.DefaultMaxWrappedKeys} KMS keys can wrap one file (the most a reader accepts by default); {KeyId.Length} were given."), KeyId));
         foreach (var key in KeyId) ModuleState.Current.RememberKey(key);
         BeginWriting();
         // Ask KMS for the data key while the pipeline starts delivering files, unless nothing may be written
@@ -164,8 +157,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
                 ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, KeyId));
             }
             if (_sdkArns!.Distinct(StringComparer.Ordinal).Count() != _sdkArns!.Count)
-                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"Two -KeyId values name the same KMS key ({string.Join(", ", _sdkArns!)}); an Encryption SDK message holds one data key per key."),
-                    "EnvelopeDuplicateKeyId", ErrorCategory.InvalidArgument, KeyId));
+                ThrowTerminatingError(ErrorIds.EnvelopeDuplicateKeyId.ToRecord(new ArgumentException($"Two -KeyId values name the same KMS key ({string.Join(", ", _sdkArns!)}); an Encryption SDK message holds one data key per key."), KeyId));
             return _sdkArns!;
         }
     }

@@ -7,6 +7,8 @@ using EnvelopeKms.Kms;
 using EnvelopeKms.Legacy;
 using EnvelopeKms.PowerShell.Infrastructure;
 
+using EnvelopeKms.PowerShell.Errors;
+
 namespace EnvelopeKms.PowerShell.Commands;
 
 /// <summary>
@@ -59,7 +61,7 @@ public sealed class TestEnvelopeFileCommand : EnvelopeFileCmdlet
             catch (Exception e) when (e is not PipelineStoppedException and not OperationCanceledException)
             {
                 WriteQueuedVerbose();
-                WriteError(ErrorMapper.ToErrorRecord(e, file));
+                WriteError(ErrorMapper.ToErrorRecord(e, file, FileAccess.Read));
             }
         }
         WriteSkippedDirectorySummary();

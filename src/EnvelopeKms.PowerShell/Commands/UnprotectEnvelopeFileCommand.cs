@@ -5,6 +5,7 @@ using EnvelopeKms.Format;
 using EnvelopeKms.Keys;
 using EnvelopeKms.Kms;
 using EnvelopeKms.PowerShell.Infrastructure;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -16,11 +17,6 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     private static readonly string[] StrippedSuffixes = [EnvelopeFormat.FileExtension, ".encrypted", ".enc"];
     private Keys.EncryptionContext _required = Keys.EncryptionContext.Empty;
     private CachingDataKeyProvider? _keys;
-    private static readonly IReadOnlySet<string> SessionLevelErrors = new HashSet<string>
-    {
-        // Files have their own wrapped keys, so only credential, clock and configuration problems fail them all.
-        "KmsAuthenticationFailed", "KmsCredentialsFailed", "KmsConfigurationInvalid", "KmsClockSkew",
-    };
 
     /// <summary>Pairs that must be in each file's encryption context, with these values.</summary>
     [Parameter]
@@ -33,7 +29,8 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     [ArgumentCompleter(typeof(KmsKeyCompleter))]
     public string[]? AllowedKeyId { get; set; }
 
-    protected override IReadOnlySet<string> TerminatingErrorIds => SessionLevelErrors;
+    // Files have their own wrapped keys, so only credential, clock and configuration problems fail them all.
+    private protected override PipelineEnd PipelineEnd => PipelineEnd.SharedSession;
 
     protected override void BeginProcessing()
     {
@@ -48,8 +45,7 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             string? destination = DestinationFor(source, StripSuffix(System.IO.Path.GetFileName(source)));
             if (destination is null)
             {
-                WriteError(new ErrorRecord(new ArgumentException($"Cannot tell the output name of '{source}': it does not end in .ekms. Give -Destination."),
-                    "EnvelopeDestinationRequired", ErrorCategory.InvalidArgument, source));
+                WriteError(ErrorIds.EnvelopeDestinationRequired.ToRecord(new ArgumentException($"Cannot tell the output name of '{source}': it does not end in .ekms. Give -Destination."), source));
                 continue;
             }
             if (!CheckDestinationFree(source, destination)) continue;

@@ -4,6 +4,7 @@ using EnvelopeKms.Files;
 using EnvelopeKms.Format;
 using EnvelopeKms.Keys;
 using EnvelopeKms.PowerShell.Infrastructure;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -17,10 +18,6 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
 {
     private const string ReplacePathSet = "ReplacePath";
     private const string ReplaceLiteralPathSet = "ReplaceLiteralPath";
-    private static readonly IReadOnlySet<string> SessionLevelErrors = new HashSet<string>
-    {
-        "KmsAuthenticationFailed", "KmsCredentialsFailed", "KmsConfigurationInvalid", "KmsClockSkew",
-    };
     private Keys.EncryptionContext _required = Keys.EncryptionContext.Empty;
     private EnvelopeKeyChange _change = new();
     private CachingDataKeyProvider? _keys;
@@ -96,21 +93,19 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
             : new EnvelopeKeyChange { Add = AddKeyId ?? [], Remove = RemoveKeyId ?? [] };
         if (!Replacing && _change.Add.Count == 0 && _change.Remove.Count == 0)
         {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("Give -AddKeyId, -RemoveKeyId (or both), or the complete new set with -KeyId."),
-                "EnvelopeKeyChangeMissing", ErrorCategory.InvalidArgument, null));
+            ThrowTerminatingError(ErrorIds.EnvelopeKeyChangeMissing.ToRecord(new ArgumentException("Give -AddKeyId, -RemoveKeyId (or both), or the complete new set with -KeyId."), null));
         }
         var all = _change.Add.Concat(_change.Remove).Concat(_change.Replace ?? []).ToList();
         if (all.Count > EnvelopeFormat.MaxWrappedKeysHardLimit)
         {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"At most {EnvelopeFormat.MaxWrappedKeysHardLimit} KMS keys can wrap one file."),
-                "EnvelopeTooManyKeys", ErrorCategory.InvalidArgument, all));
+            ThrowTerminatingError(ErrorIds.EnvelopeTooManyKeys.ToRecord(new ArgumentException($"At most {EnvelopeFormat.MaxWrappedKeysHardLimit} KMS keys can wrap one file."), all));
         }
         foreach (var reference in all)
         {
             try { Kms.KmsKeyReference.Parse(reference); }
             catch (ArgumentException e)
             {
-                ThrowTerminatingError(new ErrorRecord(e, "EnvelopeInvalidArgument", ErrorCategory.InvalidArgument, reference));
+                ThrowTerminatingError(ErrorIds.EnvelopeInvalidArgument.ToRecord(e, reference));
             }
             ModuleState.Current.RememberKey(reference);
         }
@@ -169,7 +164,8 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
             return;
         }
         var record = ErrorMapper.ToErrorRecord(completion.Error, completion.Item.Source);
-        if (SessionLevelErrors.Contains(record.FullyQualifiedErrorId))
+        // Files have their own wrapped keys, so only credential, clock and configuration problems fail them all.
+        if (PipelineEnd.SharedSession.Ends(ErrorMapper.IdOf(completion.Error)))
         {
             CancelWork();
             ThrowTerminatingError(record);

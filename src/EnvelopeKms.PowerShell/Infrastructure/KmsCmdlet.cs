@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using EnvelopeKms.Credentials;
 using EnvelopeKms.Kms;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Infrastructure;
 
@@ -66,7 +67,7 @@ public abstract class KmsCmdlet : EnvelopeCmdlet
                 }
                 catch (KmsConfigurationException e)
                 {
-                    ThrowTerminatingError(new ErrorRecord(e, "KmsConfigurationInvalid", ErrorCategory.InvalidArgument, null));
+                    ThrowTerminatingError(ErrorIds.KmsConfigurationInvalid.ToRecord(e, null));
                 }
                 return _regional!;
             }
@@ -97,8 +98,9 @@ public abstract class KmsCmdlet : EnvelopeCmdlet
         }
         catch (Exception e) when (e is KmsConfigurationException or CredentialsException or ArgumentException)
         {
-            ThrowTerminatingError(new ErrorRecord(e, e is CredentialsException ? "KmsCredentialsNotFound" : "KmsConfigurationInvalid",
-                ErrorCategory.InvalidArgument, null));
+            // Credentials are the same failure whether found missing here or later in a call: one id for both.
+            var id = e is CredentialsException ? ErrorIds.KmsCredentialsFailed : ErrorIds.KmsConfigurationInvalid;
+            ThrowTerminatingError(id.ToRecord(e, null));
             throw; // not reached
         }
     }
