@@ -3,6 +3,7 @@ using System.Management.Automation;
 using EnvelopeKms.Kms;
 using EnvelopeKms.PowerShell.Infrastructure;
 using EnvelopeKms.PowerShell.Errors;
+using EnvelopeKms.Cloud;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -143,7 +144,7 @@ public sealed class ConnectKmsCommand : EnvelopeCmdlet
         foreach (DictionaryEntry entry in table)
         {
             string region = entry.Key as string ?? LanguagePrimitives.ConvertTo<string>(entry.Key);
-            if (!KmsEndpoint.IsValidRegionId(region))
+            if (!RegionIds.IsValid(region))
                 Fail(new ArgumentException($"-RegionEndpoint: '{region}' is not a region id such as cn-shanghai (lower-case letters and digits, separated by '-')."), table);
             if (entry.Value is not string url || string.IsNullOrWhiteSpace(url))
             {

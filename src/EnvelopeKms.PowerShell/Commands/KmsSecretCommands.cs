@@ -50,7 +50,8 @@ public sealed class ProtectKmsSecretCommand : KmsKeyCmdlet
         {
             if (plaintext.Length is 0 or > KmsClient.MaxEncryptPlaintextBytes)
             {
-                WriteError(ErrorIds.KmsSecretSize.ToRecord(new ArgumentException($"KMS Encrypt takes 1 to {KmsClient.MaxEncryptPlaintextBytes} bytes; this secret has {plaintext.Length}. Use Protect-EnvelopeFile for larger data."), null));
+                var e = new ArgumentException($"KMS Encrypt takes 1 to {KmsClient.MaxEncryptPlaintextBytes} bytes; this secret has {plaintext.Length}. Use Protect-EnvelopeFile for larger data.");
+                WriteError(ErrorIds.KmsSecretSize.ToRecord(e, null));
                 return;
             }
             CiphertextResult? result = null;

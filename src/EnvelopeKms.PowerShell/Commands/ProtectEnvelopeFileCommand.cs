@@ -47,13 +47,10 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     /// AlibabaSdk / AlibabaSdkStream: an Alibaba Cloud Encryption SDK message (ASN.1, or the Java SDK's stream layout).
     /// </summary>
     [Parameter]
-    [ValidateSet("EKMS", "Legacy", AlibabaSdkFormats.Asn1Name, AlibabaSdkFormats.StreamName)]
-    public string Format { get; set; } = "EKMS";
+    [ValidateSet(FileFormats.EkmsName, FileFormats.LegacyName, FileFormats.AlibabaSdkName, FileFormats.AlibabaSdkStreamName)]
+    public string Format { get; set; } = FileFormats.EkmsName;
 
-    private bool Legacy => string.Equals(Format, "Legacy", StringComparison.OrdinalIgnoreCase);
-
-    /// <summary>The Encryption SDK layout asked for, or null for EKMS and Legacy.</summary>
-    private AlibabaSdk.AlibabaSdkLayout? SdkLayout => AlibabaSdkFormats.LayoutOf(Format);
+    private FileFormat _format = FileFormats.Ekms;
 
     // Every file is wrapped under -KeyId: a problem with that key fails them all alike.
     private protected override PipelineEnd PipelineEnd => PipelineEnd.SharedKey;
@@ -61,15 +58,15 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     protected override void BeginProcessing()
     {
         _context = ToContextOrStop(EncryptionContext);
-        if (Legacy && _context.Count > 0)
-            ThrowTerminatingError(ErrorIds.EnvelopeLegacyNoContext.ToRecord(new ArgumentException("The legacy format has no encryption context; remove -EncryptionContext or use -Format EKMS."), EncryptionContext));
-        if (Legacy && KeyId.Length > 1)
-            ThrowTerminatingError(ErrorIds.EnvelopeLegacyOneKey.ToRecord(new ArgumentException("The legacy format holds one wrapped key; give one -KeyId."), KeyId));
-        if (SdkLayout is not null && AlibabaSdk.AlibabaSdkHeader.SerializeContext(_context).Length > AlibabaSdk.AlibabaSdkFormat.MaxContextBytes)
-            ThrowTerminatingError(ErrorIds.EnvelopeContextInvalid.ToRecord(new ArgumentException($"The Encryption SDK formats hold an encryption context of at most {AlibabaSdk.AlibabaSdkFormat.MaxContextBytes} serialized bytes."), EncryptionContext));
-        if (KeyId.Length > EnvelopeFormat.DefaultMaxWrappedKeys)
-            ThrowTerminatingError(ErrorIds.EnvelopeTooManyKeys.ToRecord(new ArgumentException(
-                $"At most {EnvelopeFormat.DefaultMaxWrappedKeys} KMS keys can wrap one file (the most a reader accepts by default); {KeyId.Length} were given."), KeyId));
+        _format = FileFormats.FromName(Format);
+        try
+        {
+            _format.CheckEncryption(KeyId.Length, _context);
+        }
+        catch (FormatRuleException e)
+        {
+            ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, e.Rule is FormatRule.NoContext or FormatRule.ContextTooLarge ? EncryptionContext : KeyId));
+        }
         foreach (var key in KeyId) ModuleState.Current.RememberKey(key);
         BeginWriting();
         // Ask KMS for the data key while the pipeline starts delivering files, unless nothing may be written
@@ -100,7 +97,11 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             var work = new FileWorkQueue.WorkItem(source, length);
             // No read-ahead when the source is to be removed: that would widen the window in which a change to the
             // source, made after it was read, is lost with it.
-            if (SdkLayout is null && !Legacy && !remove) Queue.StartWithReadAhead(work, (item, createOutput) => ReadAhead(item, destination, createOutput), (item, ahead, ct) => ProtectAsync(item, ahead, destination, remove, ct));
+            if (_format.ReadsAhead && !remove)
+            {
+                Queue.StartWithReadAhead(work, (item, createOutput) => ReadAhead(item, destination, createOutput),
+                    (item, ahead, ct) => ProtectAsync(item, ahead, destination, remove, ct));
+            }
             else Queue.Start(work, (item, ct) => ProtectAsync(item, null, destination, remove, ct));
         }
     }
@@ -117,8 +118,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 
     /// <summary>A .ekms file that already holds an envelope of a known format (by content) is not encrypted again.</summary>
     private static bool IsAlreadyProtected(string source)
-        => source.EndsWith(EnvelopeFormat.FileExtension, StringComparison.OrdinalIgnoreCase)
-            && LegacyFileOperations.DetectFormatOrUnknown(source) != EnvelopeFileFormat.Unknown;
+        => source.EndsWith(EnvelopeFormat.FileExtension, StringComparison.OrdinalIgnoreCase) && FileFormats.TryDetect(source) is not null;
 
     /// <summary>Removing a source destroys data: confirm as a ConfirmImpact=High action would, unless -Force.</summary>
     private bool ConfirmRemoval(string source)
@@ -147,17 +147,20 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     {
         get
         {
-            if (SdkLayout is null) return KeyId;
+            if (!_format.RecordsKeyArns) return KeyId;
             try
             {
-                _sdkArns ??= Run(ct => KmsKeyArn.ResolveAsync(Client, KeyId, ct));
+                _sdkArns ??= Run(ct => KmsKeyArnResolver.ResolveAsync(Client, KeyId, ct));
             }
             catch (Exception e) when (e is KmsException or Credentials.CredentialsException)
             {
                 ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, KeyId));
             }
             if (_sdkArns!.Distinct(StringComparer.Ordinal).Count() != _sdkArns!.Count)
-                ThrowTerminatingError(ErrorIds.EnvelopeDuplicateKeyId.ToRecord(new ArgumentException($"Two -KeyId values name the same KMS key ({string.Join(", ", _sdkArns!)}); an Encryption SDK message holds one data key per key."), KeyId));
+            {
+                var e = new ArgumentException($"Two -KeyId values name the same KMS key ({string.Join(", ", _sdkArns!)}); an Encryption SDK message holds one data key per key.");
+                ThrowTerminatingError(ErrorIds.EnvelopeDuplicateKeyId.ToRecord(e, KeyId));
+            }
             return _sdkArns!;
         }
     }
@@ -173,22 +176,13 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     private async Task<object?> ProtectAsync(FileWorkQueue.WorkItem item, PreparedFile? readAhead, string destination, bool removeSource, CancellationToken cancellationToken)
     {
         using var lease = await Batcher.AcquireAsync(item.Length, cancellationToken).ConfigureAwait(false);
-        EnvelopeKms.Files.EnvelopeFileResult result = readAhead is { Output: { } output }
-            ? await EnvelopeFileOperations.EncryptFileAsync(readAhead.Input, output, lease.Key, _context, null, item.Progress, cancellationToken).ConfigureAwait(false)
-            : readAhead is not null
-            ? await EnvelopeFileOperations.EncryptFileAsync(readAhead.Input, destination, lease.Key, _context, Force, null, item.Progress, cancellationToken).ConfigureAwait(false)
-            : SdkLayout is { } layout
-            ? await AlibabaSdkFileOperations.EncryptFileAsync(item.Source, destination, lease.Key, _sdkArns!, _context, layout, Force, item.Progress, cancellationToken).ConfigureAwait(false)
-            : Legacy
-            ? await LegacyFileOperations.EncryptFileAsync(item.Source, destination, lease.Key, Force, cancellationToken).ConfigureAwait(false)
-            : await EnvelopeFileOperations.EncryptFileAsync(item.Source, destination, lease.Key, _context, Force, null, item.Progress, cancellationToken).ConfigureAwait(false);
+        var request = new FileEncryption(item.Source, destination, lease.Key, _context, Force) { KeyArns = _sdkArns, ReadAhead = readAhead, Progress = item.Progress };
+        var result = await _format.EncryptAsync(request, cancellationToken).ConfigureAwait(false);
         bool removed = false;
         if (removeSource)
         {
             // Only after the output on disk decrypts: a source is never removed before its copy is proven good.
-            if (SdkLayout is not null) await AlibabaSdkFileOperations.VerifyFileAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
-            else if (Legacy) await VerifyLegacyAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
-            else await EnvelopeFileOperations.VerifyFileAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
+            await _format.VerifyAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
             File.Delete(item.Source);
             removed = true;
         }
@@ -199,16 +193,10 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             Source = result.Source,
             KeyId = lease.Key.WrappedKeys[0].KeyId,
             Region = lease.Key.WrappedKeys[0].Region.Length == 0 ? null : lease.Key.WrappedKeys[0].Region,
-            Format = SdkLayout is { } sdk ? AlibabaSdkFormats.NameOf(sdk) : Legacy ? "Legacy" : "EKMS",
+            Format = _format.Name,
             Length = result.OutputLength,
             SourceRemoved = removed,
         };
-    }
-
-    private static async Task VerifyLegacyAsync(string path, DataKey key, CancellationToken cancellationToken)
-    {
-        var envelope = EnvelopeKms.Legacy.LegacyEnvelope.Parse(await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false));
-        System.Security.Cryptography.CryptographicOperations.ZeroMemory(envelope.Decrypt(key));
     }
 
     protected override void Dispose(bool disposing)

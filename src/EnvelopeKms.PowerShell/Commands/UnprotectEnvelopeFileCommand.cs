@@ -70,44 +70,27 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         .FirstOrDefault();
 
     /// <summary>
-    /// Runs before the data key is there: reads a small source and, for an EKMS file (the others take their own paths),
-    /// creates its output.
+    /// Runs before the data key is there: reads a small source and, for a format that reads ahead (the others take
+    /// their own paths), creates its output.
     /// </summary>
     private PreparedFile? ReadAhead(FileWorkQueue.WorkItem item, string destination, bool createOutput)
     {
         var prepared = PreparedFile.TryRead(item.Source);
-        if (prepared is not null && createOutput && DetectFormat(prepared.Input) == EnvelopeFileFormat.Ekms) prepared.TryCreateOutput(destination, Force);
+        if (prepared is not null && createOutput && FileFormats.OfContent(prepared.Input).ReadsAhead) prepared.TryCreateOutput(destination, Force);
         return prepared;
     }
-
-    private static EnvelopeFileFormat DetectFormat(SmallFile file) => LegacyFileOperations.Detect(file.Content[..Math.Min(64, file.Length)]);
 
     private async Task<object?> UnprotectAsync(FileWorkQueue.WorkItem item, PreparedFile? readAhead, string destination, CancellationToken cancellationToken)
     {
         var format = readAhead is not null
-            ? DetectFormat(readAhead.Input)
-            : await LegacyFileOperations.DetectFormatAsync(item.Source, cancellationToken).ConfigureAwait(false);
-        EnvelopeKms.Files.EnvelopeFileResult result;
-        if (format == EnvelopeFileFormat.Legacy)
+            ? FileFormats.OfContent(readAhead.Input)
+            : await FileFormats.OfFileAsync(item.Source, cancellationToken).ConfigureAwait(false);
+        var request = new FileDecryption(item.Source, destination, _keys!, _required, Force)
         {
-            if (_required.Count > 0)
-                throw new EnvelopeException(EnvelopeError.ContextMismatch, "This is a legacy (documentation sample) file, which has no encryption context; the required context cannot match.");
-            result = await LegacyFileOperations.DecryptFileAsync(item.Source, destination, _keys!, Force, cancellationToken).ConfigureAwait(false);
-        }
-        else if (AlibabaSdkFormats.LayoutOf(format) is not null)
-        {
-            var options = new AlibabaSdk.AlibabaSdkDecryptOptions { RequiredContext = _required };
-            result = await AlibabaSdkFileOperations.DecryptFileAsync(item.Source, destination, _keys!, Force, options, item.Progress, cancellationToken).ConfigureAwait(false);
-        }
-        else
-        {
-            var options = new EnvelopeDecryptOptions { RequiredContext = _required };
-            result = readAhead is { Output: { } output }
-                ? await EnvelopeFileOperations.DecryptFileAsync(readAhead.Input, output, _keys!, options, item.Progress, cancellationToken).ConfigureAwait(false)
-                : readAhead is not null
-                ? await EnvelopeFileOperations.DecryptFileAsync(readAhead.Input, destination, _keys!, Force, options, item.Progress, cancellationToken).ConfigureAwait(false)
-                : await EnvelopeFileOperations.DecryptFileAsync(item.Source, destination, _keys!, Force, options, item.Progress, cancellationToken).ConfigureAwait(false);
-        }
+            ReadAhead = format.ReadsAhead ? readAhead : null,
+            Progress = item.Progress,
+        };
+        var result = await format.DecryptAsync(request, cancellationToken).ConfigureAwait(false);
         return new EnvelopeFileResult
         {
             Operation = "Unprotect",
@@ -115,9 +98,9 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             Source = result.Source,
             KeyId = result.KeyId,
             Region = RegionOfUnwrap(result.UnwrappedFrom),
-            Format = AlibabaSdkFormats.NameOf(format),
+            Format = format.Name,
             Length = result.OutputLength,
-            SlotProblem = result.Header?.DescribeSlotProblem(),
+            SlotProblem = result.SlotProblem is { } problem ? $"{problem} {ErrorMapper.SlotProblemHint}" : null,
         };
     }
 

@@ -5,6 +5,7 @@ using EnvelopeKms.Format;
 using EnvelopeKms.Keys;
 using EnvelopeKms.PowerShell.Infrastructure;
 using EnvelopeKms.PowerShell.Errors;
+using EnvelopeKms.Cloud;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -102,7 +103,7 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
         }
         foreach (var reference in all)
         {
-            try { Kms.KmsKeyReference.Parse(reference); }
+            try { Cloud.KmsKeyReference.Parse(reference); }
             catch (ArgumentException e)
             {
                 ThrowTerminatingError(ErrorIds.EnvelopeInvalidArgument.ToRecord(e, reference));
@@ -153,11 +154,15 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
         {
             var result = (EnvelopeKeyUpdateResult)completion.Result!;
             foreach (var key in result.NewKeys) ModuleState.Current.RememberKey(key.KeyId);
-            if (result.RepairedSlotProblem is { } problem) WriteWarning($"'{result.Path}': {problem.Replace(" Update-EnvelopeFileKey rewrites both slots.", "")} Both slots were rewritten.");
+            if (result.RepairedSlotProblem is { } problem) WriteWarning($"'{result.Path}': {problem} Both slots were rewritten.");
             if (!result.Changed)
                 WriteVerbose($"'{result.Path}' already has these keys ({string.Join(", ", result.NewKeys.Select(k => k.KeyId))}); not changed.");
             else if (result.Rewritten)
-                WriteVerbose($"'{result.Path}': {(result.OldVersion == EnvelopeFormat.Version1 ? "converted from format v1 to v2" : "the key list outgrew the header slots")}, so the whole file was rewritten (temp file, body bytes copied as they are, rename): keys {string.Join(", ", result.NewKeys.Select(k => k.KeyId))}, generation {result.Generation}, slot size {result.SlotSize}.");
+            {
+                string why = result.OldVersion == EnvelopeFormat.Version1 ? "converted from format v1 to v2" : "the key list outgrew the header slots";
+                WriteVerbose($"'{result.Path}': {why}, so the whole file was rewritten (temp file, body bytes copied as they are, rename): "
+                    + $"keys {string.Join(", ", result.NewKeys.Select(k => k.KeyId))}, generation {result.Generation}, slot size {result.SlotSize}.");
+            }
             else
                 WriteVerbose($"'{result.Path}': header updated in place: keys {string.Join(", ", result.NewKeys.Select(k => k.KeyId))}, generation {result.Generation}.");
             if (PassThru) WriteObject(EnvelopeFileKeyUpdate.From(result));

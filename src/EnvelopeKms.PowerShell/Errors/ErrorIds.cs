@@ -66,7 +66,7 @@ public static class ErrorIds
         "A key to remove has no wrapped copy in the file.", EnvelopeKeyUpdateError.KeyNotInFile);
     public static readonly ErrorId EnvelopeTooManyKeys = Define(nameof(EnvelopeTooManyKeys), InvalidArgument, ErrorReach.Item,
         // Item: a key update that would exceed the limit depends on the keys the file already has.
-        "More KMS keys than one file may be wrapped under.", EnvelopeKeyUpdateError.TooManyKeys);
+        "More KMS keys than one file may be wrapped under.", EnvelopeKeyUpdateError.TooManyKeys, FormatRule.TooManyKeys);
     public static readonly ErrorId EnvelopeUpdateUnsupportedFormat = Define(nameof(EnvelopeUpdateUnsupportedFormat), InvalidData, ErrorReach.Item,
         "The file's format has no key list to update.", EnvelopeKeyUpdateError.UnsupportedFormat);
     public static readonly ErrorId EnvelopeGenerationExhausted = Define(nameof(EnvelopeGenerationExhausted), LimitsExceeded, ErrorReach.Item,
@@ -120,13 +120,13 @@ public static class ErrorIds
     public static readonly ErrorId EnvelopeUnexpectedError = Define(nameof(EnvelopeUnexpectedError), NotSpecified, ErrorReach.Item,
         "An error the module does not expect; please report it.", typeof(Exception));
 
-    // Raised by the cmdlets themselves.
+    // Requests a format's rules refuse (core: FormatRule), and what the cmdlets refuse themselves.
     public static readonly ErrorId EnvelopeContextInvalid = Define(nameof(EnvelopeContextInvalid), InvalidArgument, ErrorReach.Command,
-        "-EncryptionContext is not valid for the format (empty names or values, too large).");
+        "-EncryptionContext is not valid for the format (empty names or values, too large).", FormatRule.ContextTooLarge);
     public static readonly ErrorId EnvelopeLegacyNoContext = Define(nameof(EnvelopeLegacyNoContext), InvalidArgument, ErrorReach.Command,
-        "-EncryptionContext with -Format Legacy, which has none.");
+        "An encryption context for the legacy format, which has none.", FormatRule.NoContext);
     public static readonly ErrorId EnvelopeLegacyOneKey = Define(nameof(EnvelopeLegacyOneKey), InvalidArgument, ErrorReach.Command,
-        "More than one -KeyId for the legacy format, which holds one wrapped key.");
+        "More than one KMS key for the legacy format, which holds one wrapped key.", FormatRule.OneKey);
     public static readonly ErrorId EnvelopeDuplicateKeyId = Define(nameof(EnvelopeDuplicateKeyId), InvalidArgument, ErrorReach.Command,
         "Two -KeyId values name the same KMS key, which an Encryption SDK message cannot hold.");
     public static readonly ErrorId EnvelopeKeyChangeMissing = Define(nameof(EnvelopeKeyChangeMissing), InvalidArgument, ErrorReach.Command,

@@ -71,7 +71,8 @@ public abstract class EnvelopeFileWriterCmdlet : EnvelopeFileCmdlet
             if (++_inputs > 1)
             {
                 CancelWork();
-                ThrowTerminatingError(ErrorIds.EnvelopeDestinationNotDirectory.ToRecord(new ArgumentException($"-Destination '{Destination}' names a file, but more than one file was given. Give a folder instead."), Destination));
+                var e = new ArgumentException($"-Destination '{Destination}' names a file, but more than one file was given. Give a folder instead.");
+                ThrowTerminatingError(ErrorIds.EnvelopeDestinationNotDirectory.ToRecord(e, Destination));
             }
             return _destinationFile;
         }
@@ -104,7 +105,8 @@ public abstract class EnvelopeFileWriterCmdlet : EnvelopeFileCmdlet
             var result = (EnvelopeFileResult)completion.Result!;
             ModuleState.Current.RememberKey(result.KeyId);
             string region = result.Region is null ? "" : $" (region {result.Region})";
-            WriteVerbose($"{(result.Operation switch { "Protect" => "Encrypted", "Convert" => "Converted", _ => "Decrypted" })} '{result.Source}' to '{result.Path}' with KMS key {result.KeyId}{region}{(result.SourceRemoved ? "; source removed" : "")}.");
+            string done = result.Operation switch { "Protect" => "Encrypted", "Convert" => "Converted", _ => "Decrypted" };
+            WriteVerbose($"{done} '{result.Source}' to '{result.Path}' with KMS key {result.KeyId}{region}{(result.SourceRemoved ? "; source removed" : "")}.");
             if (result.SlotProblem is { } slotProblem) WriteWarning($"'{result.Source}': {slotProblem}");
             if (PassThru) WriteObject(result);
             return;

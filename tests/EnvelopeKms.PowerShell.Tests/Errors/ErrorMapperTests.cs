@@ -17,7 +17,7 @@ public sealed class ErrorMapperTests
     public static TheoryData<Enum> EveryCoreErrorValue()
     {
         var data = new TheoryData<Enum>();
-        foreach (var type in new[] { typeof(EnvelopeError), typeof(EnvelopeKeyUpdateError), typeof(KeyProviderError), typeof(KmsErrorClass) })
+        foreach (var type in new[] { typeof(EnvelopeError), typeof(EnvelopeKeyUpdateError), typeof(KeyProviderError), typeof(KmsErrorClass), typeof(FormatRule) })
         {
             foreach (Enum value in Enum.GetValues(type)) data.Add(value);
         }
@@ -145,5 +145,29 @@ public sealed class ErrorMapperTests
         var record = ErrorMapper.ToErrorRecord(new AggregateException(inner), "f");
         Assert.Equal("EnvelopeTruncated", record.FullyQualifiedErrorId);
         Assert.Same(inner, record.Exception);
+    }
+
+    [Fact]
+    public void ThePowerShellHint_IsAddedByTheCmdletLayer_NotWrittenInTheCore()
+    {
+        var e = new DestinationExistsException("/d/a.ekms");
+        Assert.DoesNotContain("-Force", e.Message);
+        var record = ErrorMapper.ToErrorRecord(e, "/d/a");
+        Assert.Equal($"{e.Message} Use -Force to overwrite it.", record.ErrorDetails.Message);
+        Assert.Equal("Use -Force to overwrite it.", record.ErrorDetails.RecommendedAction);
+        Assert.Same(e, record.Exception);
+        Assert.Null(ErrorMapper.ToErrorRecord(new EnvelopeException(EnvelopeError.Truncated, "Short."), "f").ErrorDetails);
+    }
+
+    [Fact]
+    public void AnUntrustedCertificate_PointsToConnectKms_WhereverTheKmsErrorIsWrapped()
+    {
+        var tls = new KmsException("Decrypt", KmsErrorKind.Connection, KmsException.ConnectionFailureCode, "The TLS connection failed.",
+            inner: new System.Security.Authentication.AuthenticationException("untrusted root"));
+        var wrapped = new KeyProviderException(KeyProviderError.Unavailable, "Could not unwrap.", tls);
+        Assert.Contains("Connect-Kms -CaCertificatePath", ErrorMapper.ToErrorRecord(wrapped, "f").ErrorDetails.Message);
+        Assert.DoesNotContain("Connect-Kms", tls.Message);
+        var refused = new KmsException("Decrypt", KmsErrorKind.Connection, KmsException.ConnectionFailureCode, "Connection refused.");
+        Assert.Null(ErrorMapper.ToErrorRecord(refused, "f").ErrorDetails);
     }
 }
