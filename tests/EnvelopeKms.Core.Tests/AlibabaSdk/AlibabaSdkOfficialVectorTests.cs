@@ -78,6 +78,33 @@ public sealed class AlibabaSdkOfficialVectorTests : IDisposable
         Assert.Equal(v.Message[(offset + 4)..(offset + 16)], header.BodyIv.ToArray());
     }
 
+    /// <summary>
+    /// With the four bytes reversed (00 00 00 0c, as EnvelopeKms 0.1.0 wrote them), the independent reader refuses the
+    /// message as the Java SDK does ("Invalid iv length: 201326592"), so it cannot share the mistake; the core refuses it too.
+    /// </summary>
+    [Fact]
+    public async Task WithTheBodyIvLengthBigEndianBothReadersRefuseTheJavaMessage()
+    {
+        var v = OfficialVector.Get("java-stream-aes256-100b-ctx");
+        var message = (byte[])v.Message.Clone();
+        int offset = message.Length - v.Plaintext.Length - 16 - 12 - 4;
+        Array.Reverse(message, offset, 4);
+        string path = _dir.File("big-endian.msg");
+        File.WriteAllBytes(path, message);
+        var dataKey = v.DataKey;
+        try
+        {
+            var run = PythonSdk.Invoke("decrypt", "--key-hex", Convert.ToHexString(dataKey), "--in", path, "--out", _dir.File("big-endian.out"));
+            Assert.Equal(4, run.ExitCode);
+            Assert.Contains("Invalid iv length: 201326592", run.Stderr);
+        }
+        finally { CryptographicOperations.ZeroMemory(dataKey); }
+        Assert.False(File.Exists(_dir.File("big-endian.out")));
+        var e = await Assert.ThrowsAsync<EnvelopeKms.Format.EnvelopeException>(() => AlibabaSdkEnvelope.ReadHeaderAsync(new MemoryStream(message)));
+        Assert.Equal(EnvelopeKms.Format.EnvelopeError.SdkMalformed, e.Error);
+        Assert.Contains($"00 00 00 0c at byte {offset}", e.Message);
+    }
+
     [Theory]
     [MemberData(nameof(Names))]
     public async Task TheIndependentReaderDecryptsTheVectorAndAgreesWithTheCoreOnEveryField(string name)
