@@ -52,7 +52,8 @@ public static class EnvelopeConverter
         source = Path.GetFullPath(source);
         destination = Path.GetFullPath(destination);
         bool inPlace = string.Equals(source, destination, OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase);
-        if (!inPlace && !overwrite && File.Exists(destination)) throw new DestinationExistsException(destination);
+        // Another path to the same file (a symlinked directory, a hard link) is refused: in place means the same path.
+        if (!inPlace) EnvelopeFileOperations.CheckPaths(source, destination, overwrite);
 
         using var plaintext = await DecryptToMemoryAsync(source, sourceFormat, unwrapper, requiredContext, cancellationToken).ConfigureAwait(false);
         var context = target == EnvelopeFileFormat.Legacy ? EncryptionContext.Empty : plaintext.Context;
