@@ -211,7 +211,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         {
             // Only after the output on disk decrypts: a source is never removed before its copy is proven good.
             if (SdkLayout is not null) await AlibabaSdkFileOperations.VerifyFileAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
-            else if (Legacy) await VerifyLegacyAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
+            else if (Legacy) await LegacyFileOperations.VerifyFileAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
             else await EnvelopeFileOperations.VerifyFileAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
             SourceRemoval.Remove(item.Source, destination);
             removed = true;
@@ -227,12 +227,6 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             Length = result.OutputLength,
             SourceRemoved = removed,
         };
-    }
-
-    private static async Task VerifyLegacyAsync(string path, DataKey key, CancellationToken cancellationToken)
-    {
-        var envelope = EnvelopeKms.Legacy.LegacyEnvelope.Parse(await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false));
-        System.Security.Cryptography.CryptographicOperations.ZeroMemory(envelope.Decrypt(key));
     }
 
     protected override void Dispose(bool disposing)
