@@ -65,7 +65,14 @@ public static class LegacyFileOperations
         bool overwrite = false, CancellationToken cancellationToken = default)
     {
         source = Path.GetFullPath(source);
-        var envelope = LegacyEnvelope.Parse(await ReadCappedAsync(source, cancellationToken).ConfigureAwait(false));
+        return await WholeMessageBudget.RunAsync(DecryptBytes(source), () => DecryptFileCoreAsync(source, destination, keyProvider, overwrite, cancellationToken),
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<EnvelopeFileResult> DecryptFileCoreAsync(string source, string destination, IDataKeyProvider keyProvider,
+        bool overwrite, CancellationToken cancellationToken)
+    {
+        var envelope = await ReadAsync(source, cancellationToken).ConfigureAwait(false);
         using var dataKey = await keyProvider.DecryptDataKeyAsync([envelope.WrappedKey], EncryptionContext.Empty, cancellationToken).ConfigureAwait(false);
         var plaintext = envelope.Decrypt(dataKey);
         try
@@ -80,10 +87,53 @@ public static class LegacyFileOperations
         }
     }
 
+    /// <summary>
+    /// Reads and parses a legacy file, checking each line's shape as it is read (<see cref="LegacyEnvelope.ReadAsync"/>):
+    /// a file over the size cap is refused before it is read, and one that only starts like a legacy file after a
+    /// few bytes.
+    /// </summary>
+    public static async Task<LegacyEnvelope> ReadAsync(string path, CancellationToken cancellationToken = default)
+    {
+        await using var input = EnvelopeFileOperations.OpenSource(Path.GetFullPath(path));
+        return await LegacyEnvelope.ReadAsync(input, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Reading and decrypting a legacy file holds its decoded ciphertext (in a buffer that may have doubled) and its
+    /// plaintext: at most twice the file, reserved from the shared <see cref="WholeMessageBudget"/> so that files in
+    /// flight at once wait for each other instead of multiplying it.
+    /// </summary>
+    private static long DecryptBytes(string path) => 2 * Math.Min(new FileInfo(path).Length, LegacyEnvelope.MaxFileSize);
+
+    /// <summary>Authenticates a legacy file without writing plaintext anywhere; returns the data key's KMS key id and entry.</summary>
+    public static Task<(string? KeyId, WrappedDataKey? UnwrappedFrom)> VerifyFileAsync(string path, IDataKeyProvider keyProvider, CancellationToken cancellationToken = default)
+        => WholeMessageBudget.RunAsync(DecryptBytes(path), async () =>
+        {
+            var envelope = await ReadAsync(path, cancellationToken).ConfigureAwait(false);
+            using var dataKey = await keyProvider.DecryptDataKeyAsync([envelope.WrappedKey], EncryptionContext.Empty, cancellationToken).ConfigureAwait(false);
+            CryptographicOperations.ZeroMemory(envelope.Decrypt(dataKey));
+            return (dataKey.KeyId, dataKey.UnwrappedFrom);
+        }, cancellationToken);
+
+    /// <summary>Authenticates a legacy file just written, with the data key still in hand (no KMS call).</summary>
+    public static Task VerifyFileAsync(string path, DataKey dataKey, CancellationToken cancellationToken = default)
+        => WholeMessageBudget.RunAsync(DecryptBytes(path), async () =>
+        {
+            var envelope = await ReadAsync(path, cancellationToken).ConfigureAwait(false);
+            CryptographicOperations.ZeroMemory(envelope.Decrypt(dataKey));
+        }, cancellationToken);
+
     public static async Task<EnvelopeFileResult> EncryptFileAsync(string source, string destination, DataKey dataKey,
         bool overwrite = false, CancellationToken cancellationToken = default)
     {
         source = Path.GetFullPath(source);
+        // The plaintext, its ciphertext, the base64 text as a string and its bytes: about six times the file, shared.
+        return await WholeMessageBudget.RunAsync(6 * Math.Min(new FileInfo(source).Length, LegacyEnvelope.MaxFileSize),
+            () => EncryptFileCoreAsync(source, destination, dataKey, overwrite, cancellationToken), cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<EnvelopeFileResult> EncryptFileCoreAsync(string source, string destination, DataKey dataKey, bool overwrite, CancellationToken cancellationToken)
+    {
         var plaintext = await ReadCappedAsync(source, cancellationToken).ConfigureAwait(false);
         try
         {

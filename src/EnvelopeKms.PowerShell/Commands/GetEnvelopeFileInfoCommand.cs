@@ -64,7 +64,7 @@ public sealed class GetEnvelopeFileInfoCommand : EnvelopeCmdlet
         {
             if (length > LegacyEnvelope.MaxFileSize)
                 throw new Format.EnvelopeException(Format.EnvelopeError.LegacyInvalid, "The file is too large to be a legacy envelope file.");
-            var legacy = LegacyEnvelope.Parse(await File.ReadAllBytesAsync(file, cancellationToken).ConfigureAwait(false));
+            var legacy = await LegacyFileOperations.ReadAsync(file, cancellationToken).ConfigureAwait(false);
             return new EnvelopeFileInfo
             {
                 Path = file,

@@ -98,6 +98,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
                 continue;
             }
             if (!CheckDestinationFree(source, destination)) continue;
+            if (RemoveSource && !CheckRemovable(source)) continue;
             string action = RemoveSource ? $"Encrypt to '{destination}', then remove the source" : $"Encrypt to '{destination}'";
             if (!ShouldProcess(source, action)) continue;
             WarnAboutLeftoverTempFiles(destination);
@@ -126,6 +127,21 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     private static bool IsAlreadyProtected(string source)
         => source.EndsWith(EnvelopeFormat.FileExtension, StringComparison.OrdinalIgnoreCase)
             && LegacyFileOperations.DetectFormatOrUnknown(source) != EnvelopeFileFormat.Unknown;
+
+    /// <summary>A symbolic link or a file with other hard links is refused before anything is written: deleting its name would leave the plaintext.</summary>
+    private bool CheckRemovable(string source)
+    {
+        try
+        {
+            SourceRemoval.CheckRemovable(source);
+            return true;
+        }
+        catch (SourceNotRemovableException e)
+        {
+            WriteError(ErrorMapper.ToErrorRecord(e, source));
+            return false;
+        }
+    }
 
     /// <summary>Removing a source destroys data: confirm as a ConfirmImpact=High action would, unless -Force.</summary>
     private bool ConfirmRemoval(string source)
@@ -195,9 +211,9 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         {
             // Only after the output on disk decrypts: a source is never removed before its copy is proven good.
             if (SdkLayout is not null) await AlibabaSdkFileOperations.VerifyFileAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
-            else if (Legacy) await VerifyLegacyAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
+            else if (Legacy) await LegacyFileOperations.VerifyFileAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
             else await EnvelopeFileOperations.VerifyFileAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
-            File.Delete(item.Source);
+            SourceRemoval.Remove(item.Source, destination);
             removed = true;
         }
         return new EnvelopeFileResult
@@ -211,12 +227,6 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             Length = result.OutputLength,
             SourceRemoved = removed,
         };
-    }
-
-    private static async Task VerifyLegacyAsync(string path, DataKey key, CancellationToken cancellationToken)
-    {
-        var envelope = EnvelopeKms.Legacy.LegacyEnvelope.Parse(await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false));
-        System.Security.Cryptography.CryptographicOperations.ZeroMemory(envelope.Decrypt(key));
     }
 
     protected override void Dispose(bool disposing)

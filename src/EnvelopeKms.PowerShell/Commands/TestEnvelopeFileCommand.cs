@@ -84,10 +84,7 @@ public sealed class TestEnvelopeFileCommand : EnvelopeFileCmdlet
         {
             if (_required.Count > 0)
                 throw new EnvelopeException(EnvelopeError.ContextMismatch, "Legacy files have no encryption context.");
-            var legacy = LegacyEnvelope.Parse(await File.ReadAllBytesAsync(file, cancellationToken).ConfigureAwait(false));
-            using var key = await _keys!.DecryptDataKeyAsync([legacy.WrappedKey], Keys.EncryptionContext.Empty, cancellationToken).ConfigureAwait(false);
-            System.Security.Cryptography.CryptographicOperations.ZeroMemory(legacy.Decrypt(key));
-            return (key.KeyId, key.UnwrappedFrom);
+            return await LegacyFileOperations.VerifyFileAsync(file, _keys!, cancellationToken).ConfigureAwait(false);
         }
         var result = await EnvelopeFileOperations.VerifyFileAsync(file, _keys!, new EnvelopeDecryptOptions { RequiredContext = _required }, null, cancellationToken).ConfigureAwait(false);
         _slotProblem = result.SlotProblem;

@@ -66,6 +66,8 @@ internal static class ErrorMapper
         CredentialsException => ("KmsCredentialsFailed", ErrorCategory.AuthenticationError),
         KmsConfigurationException => ("KmsConfigurationInvalid", ErrorCategory.InvalidArgument),
         DestinationExistsException => ("EnvelopeDestinationExists", ErrorCategory.ResourceExists),
+        DestinationIsSourceException => ("EnvelopeDestinationIsSource", ErrorCategory.InvalidArgument),
+        SourceNotRemovableException => ("EnvelopeSourceNotRemovable", ErrorCategory.InvalidOperation),
         FileNotFoundException or DirectoryNotFoundException => ("EnvelopeFileNotFound", ErrorCategory.ObjectNotFound),
         UnauthorizedAccessException => ("EnvelopeAccessDenied", ErrorCategory.PermissionDenied),
         OperationCanceledException => ("EnvelopeOperationStopped", ErrorCategory.OperationStopped),
