@@ -2,7 +2,8 @@
 # Alibaba Cloud Encryption SDK messages through the cmdlets, against a local KMS server: -Format AlibabaSdk and
 # AlibabaSdkStream, reading by content, Get-EnvelopeFileInfo, tampering, and messages written and read by the
 # independent Python implementation (tests/interop/alibaba_sdk.py) with real blobs from the server, fetched with the
-# official Node.js SDK (tests/interop/datakey-crossclient.mjs).
+# official Node.js SDK (tests/interop/datakey-crossclient.mjs), and messages written by the official Java and Python
+# Encryption SDKs (tests/vectors/alibaba-esdk) against a server started on a copy of the KMS state that wrapped them.
 
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
@@ -222,6 +223,94 @@ Describe 'Interop with the independent Python implementation and real KMS blobs'
         $out = Join-Path $TestDrive "ps-$_.out"
         $null = Invoke-PythonSdk 'decrypt', '--key-b64', $unwrapped.Plaintext, '--in', "$source.ekms", '--out', $out
         (Get-FileHash -LiteralPath $out).Hash | Should -Be (Get-FileHash -LiteralPath $source).Hash
+    }
+}
+
+Describe 'Messages written by the official Encryption SDKs (tests/vectors/alibaba-esdk)' {
+    BeforeDiscovery {
+        $officialVectors = Get-ChildItem -LiteralPath (Join-Path $PSScriptRoot '../vectors/alibaba-esdk') -Filter '*.json' | ForEach-Object { @{ Name = $_.BaseName } }
+    }
+
+    BeforeAll {
+        $script:VectorDir = Join-Path $RepoRoot 'tests/vectors/alibaba-esdk'
+        # The server runs on a COPY of the state that wrapped the vectors' data keys, so the committed folder is never written.
+        $stateCopy = Join-Path $TestDrive 'esdk-kms-state'
+        Copy-Item -LiteralPath (Join-Path $VectorDir 'kms-state') -Destination $stateCopy -Recurse
+        $script:EsdkServer = Start-TestKmsServer -DataDir $stateCopy -ArgumentList '--enable-control'
+        Connect-Kms -Endpoint $EsdkServer.Endpoint -Credential (Get-TestCredential)
+
+        function Get-OfficialVector([string] $Name) {
+            $v = Get-Content -Raw -LiteralPath (Join-Path $VectorDir "$Name.json") | ConvertFrom-Json -AsHashtable
+            $path = Join-Path $TestDrive "$Name.msg"
+            [IO.File]::WriteAllBytes($path, [Convert]::FromBase64String($v.message_b64))
+            $v.Path = $path
+            $v.Plaintext = [Convert]::FromBase64String($v.plaintext_b64)
+            $v.PlaintextHash = [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData($v.Plaintext))
+            $v.Format = $v.layout -eq 'asn1' ? 'AlibabaSdk' : 'AlibabaSdkStream'
+            $v
+        }
+    }
+
+    AfterAll {
+        Stop-TestKmsServer $EsdkServer
+        Connect-Kms -Endpoint $Server.Endpoint -Credential (Get-TestCredential)
+    }
+
+    It 'Get-EnvelopeFileInfo shows <Name> as the SDK wrote it' -ForEach $officialVectors {
+        $v = Get-OfficialVector $Name
+        $info = Get-EnvelopeFileInfo -LiteralPath $v.Path
+        $info.Format | Should -Be $v.Format
+        $info.Version | Should -Be 1
+        $info.Suite | Should -Be "$($v.algorithm.name) (Encryption SDK algorithm $($v.algorithm.id))"
+        @($info.KeyIds | Sort-Object) | Should -Be @($v.key_arns | Sort-Object)
+        $info.EncryptionContext.Count | Should -Be $v.encryption_context.Count
+        foreach ($key in $v.encryption_context.Keys) { $info.EncryptionContext[$key] | Should -BeExactly $v.encryption_context[$key] }
+        $info.PlaintextLength | Should -Be $v.Plaintext.Length
+        $info.Length | Should -Be (Get-Item -LiteralPath $v.Path).Length
+    }
+
+    It 'Unprotect-EnvelopeFile decrypts <Name> through the local server, under each of its keys' -ForEach $officialVectors {
+        $v = Get-OfficialVector $Name
+        $context = $v.encryption_context.Count ? $v.encryption_context : $null
+        foreach ($arn in $v.key_arns) {
+            $out = Join-Path $TestDrive "$Name.$($v.key_arns.IndexOf($arn)).out"
+            $r = Unprotect-EnvelopeFile -LiteralPath $v.Path -Destination $out -AllowedKeyId $arn -EncryptionContext $context -PassThru
+            $r.Format | Should -Be $v.Format
+            $r.KeyId | Should -Be ($arn -replace '^.*:key/', '')
+            (Get-FileHash -LiteralPath $out -Algorithm SHA256).Hash | Should -Be $v.PlaintextHash
+        }
+        Test-EnvelopeFile -LiteralPath $v.Path | Should -BeTrue
+    }
+
+    It 'refuses a stream file of EnvelopeKms 0.1.0 (body IV length big-endian), naming the file, and leaves it as it was' {
+        $v = Get-OfficialVector 'java-stream-aes256-100b-ctx'
+        $bytes = [Convert]::FromBase64String($v.message_b64)
+        $offset = $bytes.Length - $v.Plaintext.Length - 16 - 12 - 4
+        [Convert]::ToHexString($bytes, $offset, 4) | Should -Be '0C000000'
+        [Array]::Reverse($bytes, $offset, 4) # 00 00 00 0C, as 0.1.0 wrote it
+        $old = Join-Path $TestDrive 'written-by-0.1.0.ekms'
+        [IO.File]::WriteAllBytes($old, $bytes)
+        $hash = (Get-FileHash -LiteralPath $old).Hash
+        $null = Invoke-KmsControl $EsdkServer 'reset-stats' -Method POST
+
+        Unprotect-EnvelopeFile -LiteralPath $old -EncryptionContext $v.encryption_context -ErrorVariable failed -ErrorAction SilentlyContinue
+        $failed[0].FullyQualifiedErrorId | Should -BeLike 'EnvelopeSdkMalformed,*'
+        $failed[0].CategoryInfo.Category | Should -Be 'InvalidData'
+        "$($failed[0])" | Should -BeLike "'$old' is an Alibaba Cloud Encryption SDK stream message as EnvelopeKms 0.1.0 wrote it*00 00 00 0c at byte $offset*"
+        Test-Path -LiteralPath (Join-Path $TestDrive 'written-by-0.1.0') | Should -BeFalse
+        @(Get-EkmsTempFile $TestDrive).Count | Should -Be 0
+        (Get-FileHash -LiteralPath $old).Hash | Should -Be $hash
+        { Get-EnvelopeFileInfo -LiteralPath $old -ErrorAction Stop } | Should -Throw -ErrorId 'EnvelopeSdkMalformed,EnvelopeKms.PowerShell.Commands.GetEnvelopeFileInfoCommand'
+        Test-EnvelopeFile -LiteralPath $old | Should -BeFalse
+        # Refused from the header alone: no KMS call.
+        $stats = Invoke-KmsControl $EsdkServer 'stats'
+        @($stats.operations.PSObject.Properties | Where-Object { $_.Value.success -gt 0 -or $_.Value.failure -gt 0 }).Count | Should -Be 0
+
+        # The repair the message names: reversing the four bytes gives back the SDK's message.
+        [Array]::Reverse($bytes, $offset, 4)
+        [IO.File]::WriteAllBytes($old, $bytes)
+        Unprotect-EnvelopeFile -LiteralPath $old -EncryptionContext $v.encryption_context
+        [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([IO.File]::ReadAllBytes((Join-Path $TestDrive 'written-by-0.1.0')))) | Should -Be $v.PlaintextHash
     }
 }
 

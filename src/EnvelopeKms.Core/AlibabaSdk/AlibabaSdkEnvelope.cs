@@ -191,9 +191,11 @@ public static class AlibabaSdkEnvelope
     }
 
     /// <summary>
-    /// The bytes before and after the ciphertext in the stream layout: int32 version, int32 algorithm, int32 context
-    /// length, context, int32 key count, keys sorted by ARN (int32 length, ARN, int32 length, base64 text of the
-    /// CiphertextBlob), int32 12, header IV, int32 16, header tag, int32 12, body IV; then the tag.
+    /// The bytes before and after the ciphertext in the stream layout, as the Java SDK writes them: its
+    /// <c>CipherHeader.serialize</c> (big-endian int32 version, int32 algorithm, int32 context length, context, int32
+    /// key count, keys sorted by ARN as int32 length, ARN, int32 length, base64 text of the CiphertextBlob; int32 12,
+    /// header IV, int32 16, header tag), then <c>DefaultEncryptHandler.writeIv</c>: the body IV's length LITTLE-endian
+    /// (<c>CopyStreamUtil.intToBytes</c>, <c>0c 00 00 00</c>) and the body IV; after the ciphertext, the tag.
     /// </summary>
     private static (byte[] Prefix, byte[] Suffix) StreamFraming(AlibabaSdkHeader header, byte[] bodyTag)
     {
@@ -205,7 +207,10 @@ public static class AlibabaSdkEnvelope
         AlibabaSdkHeader.WriteDataKeys(output, header.EncryptedDataKeys);
         AlibabaSdkHeader.WriteBytes(output, header.HeaderIv.ToArray());
         AlibabaSdkHeader.WriteBytes(output, header.HeaderAuthTag.ToArray());
-        AlibabaSdkHeader.WriteBytes(output, header.BodyIv.ToArray());
+        Span<byte> ivLength = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32LittleEndian(ivLength, header.BodyIv.Length);
+        output.Write(ivLength);
+        output.Write(header.BodyIv.Span);
         return (output.ToArray(), bodyTag);
     }
 

@@ -30,7 +30,7 @@ internal static class AlibabaSdkReader
         var header = AlibabaSdkFormat.Detect(prefix) switch
         {
             AlibabaSdkLayout.Asn1 => await ReadAsn1HeaderAsync(reader).ConfigureAwait(false),
-            AlibabaSdkLayout.Stream => await ReadStreamHeaderAsync(reader).ConfigureAwait(false),
+            AlibabaSdkLayout.Stream => await ReadStreamHeaderAsync(reader, (input as FileStream)?.Name).ConfigureAwait(false),
             _ => throw Errors.NotSdk(prefix.Length),
         };
         // Every valid header is longer than the peeked prefix, so the stream itself is now at the first ciphertext byte.
@@ -142,7 +142,12 @@ internal static class AlibabaSdkReader
 
     // ---- stream layout --------------------------------------------------------------------------------------------
 
-    private static async Task<AlibabaSdkHeader> ReadStreamHeaderAsync(SdkInput reader)
+    /// <summary>
+    /// The Java SDK's stream layout: <c>CipherHeader.serialize</c> (every int32 big-endian, <c>DataOutputStream.writeInt</c>),
+    /// then the body IV's length LITTLE-endian and the IV (<c>DefaultEncryptHandler.writeIv</c>). <paramref name="fileName"/>
+    /// names the file in the one error that tells the user what to do with it.
+    /// </summary>
+    private static async Task<AlibabaSdkHeader> ReadStreamHeaderAsync(SdkInput reader, string? fileName)
     {
         int version = await reader.ReadInt32Async().ConfigureAwait(false);
         if (version != AlibabaSdkFormat.Version) throw Errors.UnsupportedVersion(version);
@@ -168,7 +173,7 @@ internal static class AlibabaSdkReader
 
         var headerIv = await ReadFixedAsync(reader, AlibabaSdkFormat.IvSize, "header IV").ConfigureAwait(false);
         var headerTag = await ReadFixedAsync(reader, AlibabaSdkFormat.TagSize, "header tag").ConfigureAwait(false);
-        var bodyIv = await ReadFixedAsync(reader, AlibabaSdkFormat.IvSize, "body IV").ConfigureAwait(false);
+        var bodyIv = await ReadBodyIvAsync(reader, fileName).ConfigureAwait(false);
 
         long? plaintextLength = null;
         if (reader.Remaining is long remaining)
@@ -193,6 +198,26 @@ internal static class AlibabaSdkReader
         int length = await reader.ReadInt32Async().ConfigureAwait(false);
         if (length != expected) throw Errors.Malformed($"the {what} is {length} bytes; the SDKs use {expected}");
         return await reader.ReadBytesAsync(expected).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The body IV of the stream layout. Its length is the one integer of the message the Java SDK stores little-endian
+    /// (<c>DefaultEncryptHandler.writeIv</c> and <c>DefaultDataKeyProvider.getCipherMaterial</c> go through
+    /// <c>CopyStreamUtil.intToBytes</c> / <c>bytesToInt</c>): <c>0c 00 00 00</c>. EnvelopeKms 0.1.0 (unreleased) wrote
+    /// it big-endian, <c>00 00 00 0c</c>, which no SDK reads; such a file is refused with its own message, which says
+    /// how to repair it (neither tag covers these four bytes).
+    /// </summary>
+    private static async Task<byte[]> ReadBodyIvAsync(SdkInput reader, string? fileName)
+    {
+        long offset = reader.Consumed;
+        var field = await reader.ReadBytesAsync(4).ConfigureAwait(false);
+        int length = BinaryPrimitives.ReadInt32LittleEndian(field);
+        if (length != AlibabaSdkFormat.IvSize)
+        {
+            if (BinaryPrimitives.ReadInt32BigEndian(field) == AlibabaSdkFormat.IvSize) throw Errors.BigEndianBodyIvLength(fileName, offset);
+            throw Errors.Malformed($"the body IV length is {length} (stored little-endian, as the Java SDK writes it); the SDKs use {AlibabaSdkFormat.IvSize}");
+        }
+        return await reader.ReadBytesAsync(AlibabaSdkFormat.IvSize).ConfigureAwait(false);
     }
 
     /// <summary>Parses the SDK's serialized context (see <see cref="AlibabaSdkHeader.SerializeContext"/>), which must be canonical.</summary>
@@ -467,6 +492,13 @@ internal static class AlibabaSdkReader
     {
         public static EnvelopeException Malformed(string what, Exception? inner = null)
             => new(EnvelopeError.SdkMalformed, $"The Alibaba Cloud Encryption SDK message is malformed: {what}.", inner);
+
+        public static EnvelopeException BigEndianBodyIvLength(string? fileName, long offset)
+            => new(EnvelopeError.SdkMalformed,
+                $"{(fileName is null ? "The message" : $"'{fileName}'")} is an Alibaba Cloud Encryption SDK stream message as EnvelopeKms 0.1.0 wrote it, "
+                + $"with the body IV length big-endian (00 00 00 0c at byte {offset}); the Encryption SDK stores it little-endian (0c 00 00 00), "
+                + "so no SDK reads this file and this version refuses it. To repair it, reverse those four bytes (no tag covers them), "
+                + "or decrypt it with EnvelopeKms 0.1.0 and protect it again.");
 
         public static EnvelopeException Truncated(string what)
             => new(EnvelopeError.Truncated, $"The Alibaba Cloud Encryption SDK message is truncated: {what}.");

@@ -21,10 +21,11 @@ public static class AlibabaSdkFileOperations
         await using var input = EnvelopeFileOperations.OpenSource(source);
         if (input.Length > AlibabaSdkFormat.MaxPlaintextLength) throw AlibabaSdkReader.Errors.TooLarge(input.Length);
         AlibabaSdkHeader? header = null;
-        long outputLength = await EnvelopeFileOperations.WriteFileAtomicallyAsync(source, destination, overwrite, async output =>
+        // The plaintext is held whole (and encrypted in place): from the shared budget, so files in flight at once wait.
+        long outputLength = await WholeMessageBudget.RunAsync(input.Length, () => EnvelopeFileOperations.WriteFileAtomicallyAsync(source, destination, overwrite, async output =>
         {
             header = await AlibabaSdkEnvelope.EncryptAsync(input, output, dataKey, cmkArns, context, layout, progress, cancellationToken).ConfigureAwait(false);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken), cancellationToken).ConfigureAwait(false);
         return new EnvelopeFileResult(source, destination, null, header!.PlaintextLength ?? 0, outputLength, dataKey.KeyId);
     }
 
@@ -39,10 +40,10 @@ public static class AlibabaSdkFileOperations
         AlibabaSdkEnvelope.CheckRequiredContext(header, options.RequiredContext);
         using var dataKey = await AlibabaSdkEnvelope.UnwrapAsync(header, keyProvider, cancellationToken).ConfigureAwait(false);
         AlibabaSdkDecryptResult? result = null;
-        long outputLength = await EnvelopeFileOperations.WriteFileAtomicallyAsync(source, destination, overwrite, async output =>
+        long outputLength = await WholeMessageBudget.RunAsync(BodyBytes(input), () => EnvelopeFileOperations.WriteFileAtomicallyAsync(source, destination, overwrite, async output =>
         {
             result = await AlibabaSdkEnvelope.DecryptBodyAsync(header, input, output, dataKey, progress, cancellationToken).ConfigureAwait(false);
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken), cancellationToken).ConfigureAwait(false);
         return new EnvelopeFileResult(source, destination, null, result!.PlaintextLength, outputLength, result.KeyId, result.UnwrappedFrom);
     }
 
@@ -50,8 +51,13 @@ public static class AlibabaSdkFileOperations
     public static async Task<AlibabaSdkDecryptResult> VerifyFileAsync(string path, IDataKeyProvider keyProvider, AlibabaSdkDecryptOptions? options = null,
         CancellationToken cancellationToken = default)
     {
+        options ??= AlibabaSdkDecryptOptions.Default;
         await using var input = EnvelopeFileOperations.OpenSource(Path.GetFullPath(path));
-        return await AlibabaSdkEnvelope.DecryptAsync(input, Stream.Null, keyProvider, options, null, cancellationToken).ConfigureAwait(false);
+        var header = await AlibabaSdkEnvelope.ReadHeaderAsync(input, cancellationToken).ConfigureAwait(false);
+        AlibabaSdkEnvelope.CheckRequiredContext(header, options.RequiredContext);
+        using var dataKey = await AlibabaSdkEnvelope.UnwrapAsync(header, keyProvider, cancellationToken).ConfigureAwait(false);
+        return await WholeMessageBudget.RunAsync(BodyBytes(input),
+            () => AlibabaSdkEnvelope.DecryptBodyAsync(header, input, Stream.Null, dataKey, null, cancellationToken), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Authenticates a message just written, with the data key still in hand (no KMS call).</summary>
@@ -59,8 +65,16 @@ public static class AlibabaSdkFileOperations
     {
         await using var input = EnvelopeFileOperations.OpenSource(Path.GetFullPath(path));
         var header = await AlibabaSdkEnvelope.ReadHeaderAsync(input, cancellationToken).ConfigureAwait(false);
-        await AlibabaSdkEnvelope.DecryptBodyAsync(header, input, Stream.Null, dataKey, null, cancellationToken).ConfigureAwait(false);
+        await WholeMessageBudget.RunAsync(BodyBytes(input),
+            () => AlibabaSdkEnvelope.DecryptBodyAsync(header, input, Stream.Null, dataKey, null, cancellationToken), cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// What reading the body may allocate: the rest of the file, read whole once the header tag has verified. The
+    /// header tag does not cover the body's length, so a genuine header followed by a sparse tail costs this much; the
+    /// shared <see cref="WholeMessageBudget"/> keeps files in flight at once from multiplying it.
+    /// </summary>
+    private static long BodyBytes(FileStream input) => Math.Max(0, input.Length - input.Position);
 
     /// <summary>Reads only the header and the body's framing: no key, no KMS call.</summary>
     public static async Task<AlibabaSdkHeader> ReadHeaderAsync(string path, CancellationToken cancellationToken = default)

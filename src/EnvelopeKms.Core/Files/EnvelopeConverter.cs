@@ -55,8 +55,20 @@ public static class EnvelopeConverter
         source = Path.GetFullPath(source);
         destination = Path.GetFullPath(destination);
         bool inPlace = string.Equals(source, destination, OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase);
-        if (!inPlace && !overwrite && File.Exists(destination)) throw new DestinationExistsException(destination);
+        // Another path to the same file (a symlinked directory, a hard link) is refused: in place means the same path.
+        if (!inPlace) EnvelopeFileOperations.CheckPaths(source, destination, overwrite);
+        // The plaintext, the new ciphertext, the verification copy and the source reader's own buffer: up to four times
+        // the file, from the budget shared by every whole-message operation of the process.
+        long bytes = 4 * Math.Min(new FileInfo(source).Length, MaxPlaintextLength);
+        return await WholeMessageBudget.RunAsync(bytes, () => ConvertCoreAsync(source, sourceFormat, destination, target, unwrapper, requiredContext,
+            acquireKey, sdkArns, confirmNewKey, overwrite, inPlace, cancellationToken), cancellationToken).ConfigureAwait(false);
+    }
 
+    private static async Task<EnvelopeConvertResult> ConvertCoreAsync(string source, EnvelopeFileFormat sourceFormat, string destination, EnvelopeFileFormat target,
+        IDataKeyProvider unwrapper, EncryptionContext requiredContext,
+        Func<EncryptionContext, long, CancellationToken, Task<DataKeyLease>> acquireKey, IReadOnlyList<string>? sdkArns,
+        Func<DataKey, EncryptionContext, CancellationToken, Task>? confirmNewKey, bool overwrite, bool inPlace, CancellationToken cancellationToken)
+    {
         using var plaintext = await DecryptToMemoryAsync(source, sourceFormat, unwrapper, requiredContext, cancellationToken).ConfigureAwait(false);
         var context = target == EnvelopeFileFormat.Legacy ? EncryptionContext.Empty : plaintext.Context;
         if (target == EnvelopeFileFormat.Legacy && plaintext.Context.Count > 0)
@@ -80,30 +92,74 @@ public static class EnvelopeConverter
         return new EnvelopeConvertResult(source, destination, sourceFormat, target, plaintext.Length, outputLength, plaintext.KeyId, plaintext.UnwrappedFrom, newKey.WrappedKeys, inPlace);
     }
 
-    /// <summary>A decrypted, authenticated plaintext in a pinned buffer that <see cref="Dispose"/> wipes.</summary>
-    private sealed class PlaintextBuffer : IDisposable
+    /// <summary>
+    /// A decrypted, authenticated plaintext in a pinned buffer that <see cref="Dispose"/> wipes. It grows with the
+    /// plaintext its reader actually writes (an EKMS frame only once it authenticated), up to a capacity, never from
+    /// a file's length up front: a 1 GiB file holding only a header cost 1 GiB before it was parsed.
+    /// </summary>
+    private sealed class PlaintextBuffer : Stream
     {
-        private byte[] _buffer;
+        private const int InitialSize = 64 * 1024;
+        private readonly long _capacity;
+        private byte[] _buffer = [];
+        private int _length;
 
-        public PlaintextBuffer(long capacity)
-        {
-            _buffer = GC.AllocateUninitializedArray<byte>((int)capacity, pinned: true);
-            Stream = new MemoryStream(_buffer, 0, _buffer.Length, writable: true, publiclyVisible: false);
-        }
+        public PlaintextBuffer(long capacity) => _capacity = capacity;
 
-        /// <summary>Where a reader writes the plaintext; a fixed capacity, so it never reallocates (and leaves no copy).</summary>
-        public MemoryStream Stream { get; }
-        public int Length { get; set; }
-        public ReadOnlySpan<byte> Span => _buffer.AsSpan(0, Length);
-        public ReadOnlyMemory<byte> Memory => _buffer.AsMemory(0, Length);
+        /// <summary>Where a reader writes the plaintext; every buffer it outgrows is wiped, so no copy is left behind.</summary>
+        public Stream Stream => this;
+        public ReadOnlySpan<byte> Span => _buffer.AsSpan(0, _length);
+        public ReadOnlyMemory<byte> Memory => _buffer.AsMemory(0, _length);
         public EncryptionContext Context { get; set; } = EncryptionContext.Empty;
         public string? KeyId { get; set; }
         public WrappedDataKey? UnwrappedFrom { get; set; }
 
-        public void Dispose()
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => _length;
+        public override long Position { get => _length; set => throw new NotSupportedException(); }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> data)
+        {
+            long needed = (long)_length + data.Length;
+            if (needed > _capacity)
+                throw new EnvelopeException(EnvelopeError.ConvertTooLarge,
+                    $"The plaintext is larger than {_capacity:N0} bytes; conversions are done in memory and handle at most {MaxPlaintextLength / (1 << 20)} MiB.");
+            if (needed > _buffer.Length)
+            {
+                var next = GC.AllocateUninitializedArray<byte>((int)Math.Min(_capacity, Math.Max(needed, Math.Max(2L * _buffer.Length, InitialSize))), pinned: true);
+                _buffer.AsSpan(0, _length).CopyTo(next);
+                CryptographicOperations.ZeroMemory(_buffer);
+                _buffer = next;
+            }
+            data.CopyTo(_buffer.AsSpan(_length));
+            _length += data.Length;
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            Write(data.Span);
+            return ValueTask.CompletedTask;
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+            => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
         {
             CryptographicOperations.ZeroMemory(_buffer);
             _buffer = [];
+            _length = 0;
+            base.Dispose(disposing);
         }
     }
 
@@ -145,9 +201,7 @@ public static class EnvelopeConverter
                         throw new EnvelopeException(EnvelopeError.ContextMismatch, "This is a legacy (documentation sample) file, which has no encryption context; the required context cannot match.");
                     if (fileLength > LegacyEnvelope.MaxFileSize)
                         throw new EnvelopeException(EnvelopeError.LegacyInvalid, $"The file is larger than {LegacyEnvelope.MaxFileSize / (1024 * 1024)} MiB, the most the legacy format handles.");
-                    var content = new byte[fileLength];
-                    await input.ReadExactlyAsync(content, cancellationToken).ConfigureAwait(false);
-                    var envelope = LegacyEnvelope.Parse(content);
+                    var envelope = await LegacyEnvelope.ReadAsync(input, cancellationToken).ConfigureAwait(false);
                     using var dataKey = await unwrapper.DecryptDataKeyAsync([envelope.WrappedKey], EncryptionContext.Empty, cancellationToken).ConfigureAwait(false);
                     byte[] decrypted = envelope.Decrypt(dataKey);
                     try { buffer.Stream.Write(decrypted); }
@@ -158,7 +212,6 @@ public static class EnvelopeConverter
                 default:
                     throw new EnvelopeException(EnvelopeError.NotEnvelope, "The file is not an envelope file of a format this module reads.");
             }
-            buffer.Length = checked((int)buffer.Stream.Position);
             return buffer;
         }
         catch

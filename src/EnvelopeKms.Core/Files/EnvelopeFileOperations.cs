@@ -13,6 +13,13 @@ public sealed class DestinationExistsException(string path)
     public string Path { get; } = path;
 }
 
+/// <summary>The destination names the source file itself (by file identity: through a link, a symlinked directory or the same path).</summary>
+public sealed class DestinationIsSourceException(string path)
+    : IOException($"The destination '{path}' is the source file itself (the same file, reached by another path or link); nothing was written.")
+{
+    public string Path { get; } = path;
+}
+
 /// <summary>
 /// Result of writing one output file. <see cref="Header"/> is null for the legacy format. <see cref="UnwrappedFrom"/>
 /// (decryption only) is the wrapped-key entry that gave the data key.
@@ -194,8 +201,10 @@ public static class EnvelopeFileOperations
     {
         source = Path.GetFullPath(source);
         destination = Path.GetFullPath(destination);
-        if (string.Equals(source, destination, OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase))
-            throw new IOException($"The destination '{destination}' is the source file itself.");
+        // By file identity, not by path: a destination reached through a symlinked directory or a hard link is the
+        // source too, and with -Force -RemoveSource both the plaintext and its encrypted copy were lost that way.
+        if (FileIdentity.IsSameFile(source, destination))
+            throw new DestinationIsSourceException(destination);
         if (Directory.Exists(destination))
             throw new IOException($"The destination '{destination}' is a directory.");
         if (!overwrite && (File.Exists(destination) || IsSymbolicLink(destination)))

@@ -21,7 +21,7 @@ internal sealed class LegacyFileFormat : FileFormat
 
     public override async Task<FileDescription> DescribeAsync(string path, CancellationToken cancellationToken = default)
     {
-        var legacy = LegacyEnvelope.Parse(await ReadCappedAsync(path, cancellationToken).ConfigureAwait(false));
+        var legacy = await ReadAsync(path, cancellationToken).ConfigureAwait(false);
         return new FileDescription(path, this, new FileInfo(path).Length, [], [legacy.WrappedKey], EncryptionContext.Empty)
         {
             Suite = "AES-256-EAX (documentation sample)",
@@ -33,6 +33,13 @@ internal sealed class LegacyFileFormat : FileFormat
     {
         CheckEncryption(r.DataKey.WrappedKeys.Count, r.Context);
         string source = Path.GetFullPath(r.Source);
+        // The plaintext, its ciphertext, the base64 text as a string and its bytes: about six times the file, shared.
+        return await WholeMessageBudget.RunAsync(6 * Math.Min(new FileInfo(source).Length, LegacyEnvelope.MaxFileSize),
+            () => EncryptCoreAsync(source, r, cancellationToken), cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<EnvelopeFileResult> EncryptCoreAsync(string source, FileEncryption r, CancellationToken cancellationToken)
+    {
         var plaintext = await ReadCappedAsync(source, cancellationToken).ConfigureAwait(false);
         try
         {
@@ -51,7 +58,13 @@ internal sealed class LegacyFileFormat : FileFormat
     {
         CheckNoContextRequired(r.RequiredContext);
         string source = Path.GetFullPath(r.Source);
-        var envelope = LegacyEnvelope.Parse(await ReadCappedAsync(source, cancellationToken).ConfigureAwait(false));
+        return await WholeMessageBudget.RunAsync(DecryptBytes(source), () => DecryptCoreAsync(source, r, cancellationToken), cancellationToken)
+            .ConfigureAwait(false);
+    }
+
+    private static async Task<EnvelopeFileResult> DecryptCoreAsync(string source, FileDecryption r, CancellationToken cancellationToken)
+    {
+        var envelope = await ReadAsync(source, cancellationToken).ConfigureAwait(false);
         using var dataKey = await r.KeyProvider.DecryptDataKeyAsync([envelope.WrappedKey], EncryptionContext.Empty, cancellationToken).ConfigureAwait(false);
         var plaintext = envelope.Decrypt(dataKey);
         try
@@ -66,23 +79,25 @@ internal sealed class LegacyFileFormat : FileFormat
         }
     }
 
-    public override async Task<FileVerification> VerifyAsync(string path, IDataKeyProvider keyProvider, EncryptionContext requiredContext,
+    public override Task<FileVerification> VerifyAsync(string path, IDataKeyProvider keyProvider, EncryptionContext requiredContext,
         CancellationToken cancellationToken = default)
     {
         CheckNoContextRequired(requiredContext);
-        var envelope = LegacyEnvelope.Parse(await ReadCappedAsync(Path.GetFullPath(path), cancellationToken).ConfigureAwait(false));
-        using var dataKey = await keyProvider.DecryptDataKeyAsync([envelope.WrappedKey], EncryptionContext.Empty, cancellationToken).ConfigureAwait(false);
-        CryptographicOperations.ZeroMemory(envelope.Decrypt(dataKey));
-        return new FileVerification(dataKey.KeyId, dataKey.UnwrappedFrom, null);
+        return WholeMessageBudget.RunAsync(DecryptBytes(path), async () =>
+        {
+            var envelope = await ReadAsync(path, cancellationToken).ConfigureAwait(false);
+            using var dataKey = await keyProvider.DecryptDataKeyAsync([envelope.WrappedKey], EncryptionContext.Empty, cancellationToken).ConfigureAwait(false);
+            CryptographicOperations.ZeroMemory(envelope.Decrypt(dataKey));
+            return new FileVerification(dataKey.KeyId, dataKey.UnwrappedFrom, null);
+        }, cancellationToken);
     }
 
-    public override async Task VerifyAsync(string path, DataKey dataKey, CancellationToken cancellationToken = default)
-    {
-        // The file was just written from a capped plaintext; as base64 text it may be longer than the cap, so it is
-        // read whole without it.
-        var envelope = LegacyEnvelope.Parse(await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false));
-        CryptographicOperations.ZeroMemory(envelope.Decrypt(dataKey));
-    }
+    public override Task VerifyAsync(string path, DataKey dataKey, CancellationToken cancellationToken = default)
+        => WholeMessageBudget.RunAsync(DecryptBytes(path), async () =>
+        {
+            var envelope = await ReadAsync(path, cancellationToken).ConfigureAwait(false);
+            CryptographicOperations.ZeroMemory(envelope.Decrypt(dataKey));
+        }, cancellationToken);
 
     private static void CheckNoContextRequired(EncryptionContext required)
     {
@@ -90,7 +105,25 @@ internal sealed class LegacyFileFormat : FileFormat
             throw new EnvelopeException(EnvelopeError.ContextMismatch, "This is a legacy (documentation sample) file, which has no encryption context; the required context cannot match.");
     }
 
-    /// <summary>Reads a file whole, after checking its length against the cap: nothing larger is allocated.</summary>
+    /// <summary>
+    /// Reads and parses a legacy file, checking each line's shape as it is read (<see cref="LegacyEnvelope.ReadAsync"/>):
+    /// a file over the size cap is refused before it is read, and one that only starts like a legacy file after a
+    /// few bytes.
+    /// </summary>
+    internal static async Task<LegacyEnvelope> ReadAsync(string path, CancellationToken cancellationToken = default)
+    {
+        await using var input = EnvelopeFileOperations.OpenSource(Path.GetFullPath(path));
+        return await LegacyEnvelope.ReadAsync(input, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Reading and decrypting a legacy file holds its decoded ciphertext (in a buffer that may have doubled) and its
+    /// plaintext: at most twice the file, reserved from the shared <see cref="WholeMessageBudget"/> so that files in
+    /// flight at once wait for each other instead of multiplying it.
+    /// </summary>
+    private static long DecryptBytes(string path) => 2 * Math.Min(new FileInfo(path).Length, LegacyEnvelope.MaxFileSize);
+
+    /// <summary>Reads a plaintext whole, after checking its length against the cap: nothing larger is allocated.</summary>
     private static async Task<byte[]> ReadCappedAsync(string path, CancellationToken cancellationToken)
     {
         await using var input = EnvelopeFileOperations.OpenSource(path);

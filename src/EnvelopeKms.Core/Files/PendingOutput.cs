@@ -65,7 +65,7 @@ public sealed class PendingOutput : IDisposable
 
     /// <summary>
     /// Flushes the temp file to disk and renames it over the destination; the output gets the source's permissions
-    /// (<paramref name="sourceMode"/> when the caller read them already). Returns the output's length. A cancellation
+    /// (<paramref name="sourceMode"/> when the caller read them already) as far as the umask allows. Returns the output's length. A cancellation
     /// that came while the output was written stops it here, before the destination changes.
     /// </summary>
     public long Commit(UnixFileMode? sourceMode = null, CancellationToken cancellationToken = default)
@@ -85,11 +85,15 @@ public sealed class PendingOutput : IDisposable
         // Rename while the file is still open and owner-only, then widen the mode through the handle: the temp name
         // never carries more than 0600, the output is at most briefly tighter than its final mode, and the chmod
         // reaches the inode just written, never whatever a path might point to.
-        var mode = (sourceMode ?? File.GetUnixFileMode(Source)) & (UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead
-            | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
+        // A new output also obeys the umask (copying the source's bits alone gave a 0644 plaintext under umask 077); a
+        // file replaced by a new version of itself keeps its mode.
+        var current = sourceMode ?? File.GetUnixFileMode(Source);
+        var mode = string.Equals(Source, Destination, StringComparison.Ordinal)
+            ? OutputPermissions.ForReplacement(current)
+            : OutputPermissions.For(current, OutputPermissions.ReadUmask());
         EnvelopeFileOperations.Move(TempPath, Destination, _overwrite);
         _committed = true;
-        try { File.SetUnixFileMode(Stream.SafeFileHandle, mode | UnixFileMode.UserRead | UnixFileMode.UserWrite); }
+        try { File.SetUnixFileMode(Stream.SafeFileHandle, mode); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // stays owner-only: tighter, never looser
         Stream.Dispose();
         return length;

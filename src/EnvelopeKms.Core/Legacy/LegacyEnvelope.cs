@@ -18,17 +18,22 @@ public sealed class LegacyEnvelope
     public const int NonceSize = 16;
     public const int TagSize = 16;
 
-    private LegacyEnvelope(string ciphertextBlob, byte[] nonce, byte[] ciphertext, byte[] tag)
+    private readonly byte[] _ciphertext;
+    private readonly int _ciphertextLength;
+
+    internal LegacyEnvelope(string ciphertextBlob, byte[] nonce, byte[] ciphertext, int ciphertextLength, byte[] tag)
     {
         CiphertextBlob = ciphertextBlob;
         Nonce = nonce;
-        Ciphertext = ciphertext;
+        _ciphertext = ciphertext;
+        _ciphertextLength = ciphertextLength;
         Tag = tag;
     }
 
     public string CiphertextBlob { get; }
     public byte[] Nonce { get; }
-    public byte[] Ciphertext { get; }
+    /// <summary>The decoded third line (in a buffer that grew as it was read, so possibly larger than this).</summary>
+    public ReadOnlyMemory<byte> Ciphertext => _ciphertext.AsMemory(0, _ciphertextLength);
     public byte[] Tag { get; }
 
     /// <summary>The wrapped key as an entry for a key provider; the sample records no key id, no region and no context.</summary>
@@ -54,33 +59,30 @@ public sealed class LegacyEnvelope
     private static bool IsBase64Char(byte b) =>
         b is >= (byte)'A' and <= (byte)'Z' or >= (byte)'a' and <= (byte)'z' or >= (byte)'0' and <= (byte)'9' or (byte)'+' or (byte)'/' or (byte)'=';
 
-    /// <summary>Parses the four lines; tolerates CRLF and trailing whitespace, nothing else.</summary>
+    /// <summary>Parses the four lines; tolerates CRLF and trailing whitespace, nothing else (see <see cref="LegacyEnvelopeReader"/>).</summary>
     public static LegacyEnvelope Parse(ReadOnlySpan<byte> content)
     {
         if (content.Length > MaxFileSize) throw Invalid($"The legacy file is larger than {MaxFileSize / (1024 * 1024)} MiB, the most read whole into memory.");
-        string text;
-        try { text = new UTF8Encoding(false, true).GetString(content); }
-        catch (DecoderFallbackException) { throw Invalid("The file is not an EKMS file and not a legacy (four base64 lines) file."); }
-        var lines = text.Split('\n').Select(l => l.TrimEnd('\r', ' ', '\t')).ToList();
-        while (lines.Count > 0 && lines[^1].Length == 0) lines.RemoveAt(lines.Count - 1);
-        if (lines.Count != 4)
-            throw Invalid($"A legacy envelope file has four base64 lines (CiphertextBlob, nonce, ciphertext, tag); this file has {lines.Count}.");
-        string blob = lines[0];
-        if (blob.Length == 0 || blob.Length > EnvelopeFormat.MaxCiphertextBlobLength || !TryBase64(blob, out _))
-            throw Invalid("The legacy file's first line is not a base64 CiphertextBlob.");
-        if (!TryBase64(lines[1], out var nonce) || nonce.Length != NonceSize)
-            throw Invalid($"The legacy file's second line is not a base64 {NonceSize}-byte nonce.");
-        if (!TryBase64(lines[2], out var ciphertext))
-            throw Invalid("The legacy file's third line is not base64 ciphertext.");
-        if (!TryBase64(lines[3], out var tag) || tag.Length != TagSize)
-            throw Invalid($"The legacy file's fourth line is not a base64 {TagSize}-byte tag.");
-        return new LegacyEnvelope(blob, nonce, ciphertext, tag);
+        var reader = new LegacyEnvelopeReader();
+        reader.Feed(content);
+        return reader.Finish();
     }
 
-    private static bool TryBase64(string s, out byte[] bytes)
+    /// <summary>
+    /// Reads and parses a legacy file from <paramref name="input"/> as it arrives: every byte is checked against its
+    /// line's shape before anything is kept, so input that only starts like a legacy file is refused after a few
+    /// bytes, and memory grows only with the ciphertext actually read (never from the input's length).
+    /// </summary>
+    public static async Task<LegacyEnvelope> ReadAsync(Stream input, CancellationToken cancellationToken = default)
     {
-        try { bytes = Convert.FromBase64String(s); return true; }
-        catch (FormatException) { bytes = []; return false; }
+        ArgumentNullException.ThrowIfNull(input);
+        if (input.CanSeek && input.Length - input.Position > MaxFileSize)
+            throw Invalid($"The file is larger than {MaxFileSize / (1024 * 1024)} MiB, the most the legacy format handles (it is processed whole in memory).");
+        var reader = new LegacyEnvelopeReader();
+        var chunk = new byte[64 * 1024];
+        int n;
+        while ((n = await input.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0) reader.Feed(chunk.AsSpan(0, n));
+        return reader.Finish();
     }
 
     private static EnvelopeException Invalid(string message) => new(EnvelopeError.LegacyInvalid, message);
@@ -89,9 +91,9 @@ public sealed class LegacyEnvelope
     public byte[] Decrypt(DataKey dataKey)
     {
         RequireKeyLength(dataKey);
-        var plaintext = new byte[Ciphertext.Length];
+        var plaintext = new byte[_ciphertextLength];
         using var eax = new AesEax(dataKey.Plaintext);
-        if (!eax.TryDecrypt(Nonce, ReadOnlySpan<byte>.Empty, Ciphertext, Tag, plaintext))
+        if (!eax.TryDecrypt(Nonce, ReadOnlySpan<byte>.Empty, Ciphertext.Span, Tag, plaintext))
             throw new EnvelopeException(EnvelopeError.LegacyInvalid, "The legacy file failed authentication: wrong key, or the file was modified.");
         return plaintext;
     }

@@ -88,6 +88,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
                 continue;
             }
             if (!CheckDestinationFree(source, destination)) continue;
+            if (RemoveSource && !CheckRemovable(source)) continue;
             string action = RemoveSource ? $"Encrypt to '{destination}', then remove the source" : $"Encrypt to '{destination}'";
             if (!ShouldProcess(source, action)) continue;
             WarnAboutLeftoverTempFiles(destination);
@@ -119,6 +120,21 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     /// <summary>A .ekms file that already holds an envelope of a known format (by content) is not encrypted again.</summary>
     private static bool IsAlreadyProtected(string source)
         => source.EndsWith(EnvelopeFormat.FileExtension, StringComparison.OrdinalIgnoreCase) && FileFormats.TryDetect(source) is not null;
+
+    /// <summary>A symbolic link or a file with other hard links is refused before anything is written: deleting its name would leave the plaintext.</summary>
+    private bool CheckRemovable(string source)
+    {
+        try
+        {
+            SourceRemoval.CheckRemovable(source);
+            return true;
+        }
+        catch (SourceNotRemovableException e)
+        {
+            WriteError(ErrorMapper.ToErrorRecord(e, source));
+            return false;
+        }
+    }
 
     /// <summary>Removing a source destroys data: confirm as a ConfirmImpact=High action would, unless -Force.</summary>
     private bool ConfirmRemoval(string source)
@@ -183,7 +199,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         {
             // Only after the output on disk decrypts: a source is never removed before its copy is proven good.
             await _format.VerifyAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
-            File.Delete(item.Source);
+            SourceRemoval.Remove(item.Source, destination);
             removed = true;
         }
         return new EnvelopeFileResult

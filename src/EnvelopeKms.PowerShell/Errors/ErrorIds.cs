@@ -105,6 +105,10 @@ public static class ErrorIds
     // The file system (core: exception types).
     public static readonly ErrorId EnvelopeDestinationExists = Define(nameof(EnvelopeDestinationExists), ResourceExists, ErrorReach.Item,
         "The output exists and -Force was not given.", typeof(DestinationExistsException));
+    public static readonly ErrorId EnvelopeDestinationIsSource = Define(nameof(EnvelopeDestinationIsSource), InvalidArgument, ErrorReach.Item,
+        "The destination is the source file itself (the same file, reached by another path or link).", typeof(DestinationIsSourceException));
+    public static readonly ErrorId EnvelopeSourceNotRemovable = Define(nameof(EnvelopeSourceNotRemovable), InvalidOperation, ErrorReach.Item,
+        "-RemoveSource on a symbolic link or a file with other hard links: removing its name would leave the plaintext.", typeof(SourceNotRemovableException));
     public static readonly ErrorId EnvelopeFileNotFound = Define(nameof(EnvelopeFileNotFound), ObjectNotFound, ErrorReach.Item,
         "The file or its folder does not exist.", typeof(FileNotFoundException), typeof(DirectoryNotFoundException));
     public static readonly ErrorId EnvelopeAccessDenied = Define(nameof(EnvelopeAccessDenied), PermissionDenied, ErrorReach.Item,

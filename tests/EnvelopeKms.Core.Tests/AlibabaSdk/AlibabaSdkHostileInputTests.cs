@@ -32,6 +32,8 @@ public class AlibabaSdkHostileInputTests
     private static byte[] I32(int value) { var b = new byte[4]; BinaryPrimitives.WriteInt32BigEndian(b, value); return b; }
     private static byte[] Lp(byte[] value) => Cat(I32(value.Length), value);
     private static byte[] Lp(string value) => Lp(Encoding.UTF8.GetBytes(value));
+    /// <summary>The stream layout's body IV: its length little-endian, as the Java SDK's DefaultEncryptHandler.writeIv stores it, then the IV.</summary>
+    private static byte[] BodyIv(byte[] iv) { var b = new byte[4]; BinaryPrimitives.WriteInt32LittleEndian(b, iv.Length); return Cat(b, iv); }
 
     private static byte[] DefaultKeys => Set(Seq(Oct(Arn), Oct(Blob)));
     private static byte[] DefaultContext => Set(Seq(Oct("project"), Oct("Apollo")), Seq(Oct("purpose"), Oct("known-answer vector")));
@@ -51,7 +53,7 @@ public class AlibabaSdkHostileInputTests
     private static byte[] Stream(byte[]? version = null, byte[]? algorithm = null, byte[]? context = null, byte[]? keys = null,
         byte[]? headerIv = null, byte[]? headerTag = null, byte[]? bodyIv = null, byte[]? body = null)
         => Cat(version ?? I32(1), algorithm ?? I32(2), context ?? Lp(V.ContextBytes), keys ?? Cat(I32(1), Lp(Arn), Lp(V.Keys[0].Blob)),
-            headerIv ?? Lp(V.HeaderIv), headerTag ?? Lp(V.HeaderAuthTag), bodyIv ?? Lp(V.BodyIv), body ?? Cat(V.Ciphertext, V.BodyAuthTag));
+            headerIv ?? Lp(V.HeaderIv), headerTag ?? Lp(V.HeaderAuthTag), bodyIv ?? BodyIv(V.BodyIv), body ?? Cat(V.Ciphertext, V.BodyAuthTag));
 
     private static async Task<EnvelopeException> Rejects(byte[] message, EnvelopeError expected, IDataKeyProvider? provider = null, bool trickle = false,
         EncryptionContext? required = null)
@@ -409,7 +411,44 @@ public class AlibabaSdkHostileInputTests
         await Rejects(Der(bodyTag: Oct([])), EnvelopeError.SdkMalformed);                    // no tag (non-GCM style)
         await Rejects(Stream(headerIv: Lp(new byte[16])), EnvelopeError.SdkMalformed);
         await Rejects(Stream(headerTag: Lp(new byte[12])), EnvelopeError.SdkMalformed);
-        await Rejects(Stream(bodyIv: Lp(new byte[16])), EnvelopeError.SdkMalformed);
+        await Rejects(Stream(bodyIv: BodyIv(new byte[16])), EnvelopeError.SdkMalformed);
+        var e = await Rejects(Stream(bodyIv: Cat([0x0C, 0, 0, 1], V.BodyIv)), EnvelopeError.SdkMalformed);
+        Assert.Contains("body IV length is 16777228", e.Message);
+    }
+
+    [Fact]
+    public async Task A010StreamMessageWithTheBodyIvLengthBigEndianIsRefusedWithHowToRepairIt()
+    {
+        // EnvelopeKms 0.1.0 wrote "00 00 00 0c"; the Java SDK writes and reads "0c 00 00 00" (issue 15).
+        var old = Stream(bodyIv: Lp(V.BodyIv)); // Lp: a big-endian length
+        int offset = V.Stream.Length - V.Ciphertext.Length - 16 - 12 - 4;
+        Assert.Equal(new byte[] { 0x0C, 0, 0, 0 }, V.Stream[offset..(offset + 4)]);
+        Assert.Equal(new byte[] { 0, 0, 0, 0x0C }, old[offset..(offset + 4)]);
+        var provider = V.Provider();
+        var e = await Rejects(old, EnvelopeError.SdkMalformed, provider);
+        Assert.Contains("EnvelopeKms 0.1.0", e.Message);
+        Assert.Contains($"00 00 00 0c at byte {offset}", e.Message);
+        Assert.Contains("reverse those four bytes", e.Message);
+        Assert.Equal(0, provider.DecryptCalls); // refused from the header alone: no KMS call
+        await Rejects(old, EnvelopeError.SdkMalformed, trickle: true);
+
+        // From a file, the message names it, and the file is left as it was.
+        using var dir = new TempDir();
+        string path = dir.File("old-0.1.0.ekms");
+        File.WriteAllBytes(path, old);
+        var fromFile = await Assert.ThrowsAsync<EnvelopeException>(() => EnvelopeKms.Files.AlibabaSdkFileOperations.ReadHeaderAsync(path));
+        Assert.Equal(EnvelopeError.SdkMalformed, fromFile.Error);
+        Assert.StartsWith($"'{path}' is an Alibaba Cloud Encryption SDK stream message as EnvelopeKms 0.1.0 wrote it", fromFile.Message);
+        var decrypting = await Assert.ThrowsAsync<EnvelopeException>(() => EnvelopeKms.Files.AlibabaSdkFileOperations.DecryptFileAsync(path, dir.File("out"), V.Provider()));
+        Assert.Contains(path, decrypting.Message);
+        Assert.False(File.Exists(dir.File("out")));
+        Assert.Equal(old, File.ReadAllBytes(path));
+
+        // The repair the message names: neither tag covers the four bytes, so reversing them gives the SDK's message.
+        var repaired = (byte[])old.Clone();
+        Array.Reverse(repaired, offset, 4);
+        Assert.Equal(V.Stream, repaired);
+        Assert.Equal(V.Plaintext, (await Sdk.DecryptAsync(repaired, V.Provider())).Plaintext);
     }
 
     [Fact]
@@ -469,7 +508,7 @@ public class AlibabaSdkHostileInputTests
         var tag = AlibabaSdkHeader.ComputeTag(key, headerIv, fields);
         var body = new byte[16];
         using (var gcm = new System.Security.Cryptography.AesGcm(key, 16)) gcm.Encrypt(new byte[12], Array.Empty<byte>(), Array.Empty<byte>(), body, context);
-        var message = Stream(context: Lp(context), headerIv: Lp(headerIv), headerTag: Lp(tag), bodyIv: Lp(new byte[12]), body: body);
+        var message = Stream(context: Lp(context), headerIv: Lp(headerIv), headerTag: Lp(tag), bodyIv: BodyIv(new byte[12]), body: body);
         var (result, plaintext) = await Sdk.DecryptAsync(message, new SdkKeyProvider().Add(V.Keys[0].Blob, key));
         Assert.Empty(plaintext);
         Assert.Equal("y", result.Header.EncryptionContext["ekms:x"]);

@@ -118,7 +118,7 @@ public class AlibabaSdkKnownAnswerTests
             + "0000003B" + Convert.ToHexString(v.ContextBytes)        // int32 length of the serialized context, then it
             + "00000001" + "0000002D" + Hex(arn) + "00000010" + Hex("dmVjdG9yLWJsb2I=")
             + "0000000C" + Convert.ToHexString(v.HeaderIv) + "00000010" + Convert.ToHexString(v.HeaderAuthTag)
-            + "0000000C" + Convert.ToHexString(v.BodyIv)
+            + "0C000000" + Convert.ToHexString(v.BodyIv)             // the body IV's length LITTLE-endian (Java DefaultEncryptHandler.writeIv)
             + Convert.ToHexString(v.Ciphertext) + Convert.ToHexString(v.BodyAuthTag);
         Assert.Equal(stream, Convert.ToHexString(v.Stream));
     }

@@ -9,15 +9,13 @@ namespace EnvelopeKms.Tests.AlibabaSdk;
 
 /// <summary>
 /// Runs the independent Python implementation of the Encryption SDK format (tests/interop/alibaba_sdk.py, written
-/// from the layout with asn1crypto — the DER library of the official Python SDK — and pyca/cryptography) against
+/// from the official SDKs' sources with asn1crypto — the DER library of the official Python SDK — and pyca/cryptography) against
 /// the C# code in both directions, and checks that both write the same bytes from the same inputs. Debian's
 /// /usr/bin/python3 with python3-asn1crypto and python3-cryptography must be there (build.ps1 -Task Test installs
 /// them); if not, these tests fail rather than skip.
 /// </summary>
 public sealed class AlibabaSdkPythonInteropTests : IDisposable
 {
-    private const string Python = "/usr/bin/python3";
-    private static readonly string Script = Path.Combine(SdkPaths.RepoRoot, "tests", "interop", "alibaba_sdk.py");
     private const string Arn1 = "acs:kms:cn-hangzhou:1234567890:key/key-interop-1";
     private const string Arn2 = "acs:kms:cn-beijing:1234567890:key/key-interop-2";
     private static readonly Dictionary<string, string> Context = new()
@@ -146,29 +144,5 @@ public sealed class AlibabaSdkPythonInteropTests : IDisposable
 
     private static WrappedDataKey Wrapped(string arn, string blob) => new(WrappedDataKey.AlibabaKmsProvider, arn, "", "", blob);
 
-    private sealed record PythonRun(int ExitCode, string Stdout, string Stderr);
-
-    private static PythonRun RunPython(params string[] args)
-    {
-        Assert.True(File.Exists(Python), $"{Python} is missing: install Debian's python3, python3-asn1crypto and python3-cryptography (build.ps1 -Task Test does).");
-        var start = new ProcessStartInfo(Python)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = SdkPaths.RepoRoot,
-        };
-        start.ArgumentList.Add(Script);
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        start.Environment["PYTHONIOENCODING"] = "utf-8";
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start python3");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException("python3 did not finish within 2 minutes");
-        }
-        return new PythonRun(process.ExitCode, stdout.Result, stderr.Result);
-    }
+    private static PythonSdk.Run RunPython(params string[] args) => PythonSdk.Invoke(args);
 }

@@ -126,3 +126,71 @@ internal static class Sdk
         return (result, output.ToArray());
     }
 }
+
+/// <summary>
+/// Runs the independent Encryption SDK implementation, tests/interop/alibaba_sdk.py (written from the official SDKs'
+/// sources), with Debian's /usr/bin/python3, python3-asn1crypto and python3-cryptography (build.ps1 -Task Test installs
+/// them); if they are missing, the tests that use it fail rather than skip.
+/// </summary>
+internal static class PythonSdk
+{
+    private const string Python = "/usr/bin/python3";
+    private static readonly string Script = Path.Combine(SdkPaths.RepoRoot, "tests", "interop", "alibaba_sdk.py");
+
+    public sealed record Run(int ExitCode, string Stdout, string Stderr);
+
+    public static Run Invoke(params string[] args)
+    {
+        Xunit.Assert.True(File.Exists(Python), $"{Python} is missing: install Debian's python3, python3-asn1crypto and python3-cryptography (build.ps1 -Task Test does).");
+        var start = new System.Diagnostics.ProcessStartInfo(Python)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = SdkPaths.RepoRoot,
+        };
+        start.ArgumentList.Add(Script);
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        start.Environment["PYTHONIOENCODING"] = "utf-8";
+        using var process = System.Diagnostics.Process.Start(start) ?? throw new InvalidOperationException("could not start python3");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException("python3 did not finish within 2 minutes");
+        }
+        return new Run(process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    /// <summary>Decrypts <paramref name="message"/> with the data key; returns the fields the Python reader found.</summary>
+    public static JsonNode Decrypt(TempDir dir, byte[] message, byte[] dataKey, out byte[] plaintext)
+    {
+        string input = dir.File($"py-{Guid.NewGuid():N}.msg"), output = input + ".out";
+        File.WriteAllBytes(input, message);
+        var run = Invoke("decrypt", "--key-hex", Convert.ToHexString(dataKey), "--in", input, "--out", output);
+        Xunit.Assert.True(run.ExitCode == 0, $"alibaba_sdk.py decrypt failed ({run.ExitCode}): {run.Stderr}");
+        plaintext = File.ReadAllBytes(output);
+        return JsonNode.Parse(run.Stdout)!;
+    }
+
+    /// <summary>Every field the Python reader found equals the one the core's reader found, in message order.</summary>
+    public static void AssertSameFields(JsonNode python, AlibabaSdkHeader header, byte[] message)
+    {
+        static string Hex(ReadOnlySpan<byte> bytes) => Convert.ToHexString(bytes).ToLowerInvariant();
+        Xunit.Assert.Equal(header.Layout == AlibabaSdkLayout.Asn1 ? "asn1" : "stream", (string)python["layout"]!);
+        Xunit.Assert.Equal(header.Version, (int)python["version"]!);
+        Xunit.Assert.Equal((int)header.Algorithm, (int)python["algorithm"]!);
+        Xunit.Assert.Equal(header.EncryptedDataKeys.Select(k => (k.CmkArn, k.CiphertextBlob)),
+            python["encryptedDataKeys"]!.AsArray().Select(k => ((string)k!["cmkArn"]!, (string)k["ciphertextBlob"]!)));
+        var context = python["encryptionContext"]!.AsObject().Select(p => KeyValuePair.Create(p.Key, (string)p.Value!)).ToList();
+        Xunit.Assert.True(header.EncryptionContext.ContentEquals(EncryptionContext.Create(context)));
+        Xunit.Assert.Equal(context.Count, header.EncryptionContext.Count);
+        Xunit.Assert.Equal(Hex(AlibabaSdkHeader.SerializeContext(header.EncryptionContext)), (string)python["contextBytes"]!);
+        Xunit.Assert.Equal(Hex(header.HeaderIv.Span), (string)python["headerIv"]!);
+        Xunit.Assert.Equal(Hex(header.HeaderAuthTag.Span), (string)python["headerAuthTag"]!);
+        Xunit.Assert.Equal(Hex(header.BodyIv.Span), (string)python["bodyIv"]!);
+        Xunit.Assert.Equal(Hex(message.AsSpan(message.Length - AlibabaSdkFormat.TagSize)), (string)python["bodyAuthTag"]!);
+        Xunit.Assert.Equal(header.PlaintextLength, (long)python["plaintextLength"]!);
+    }
+}

@@ -7,7 +7,8 @@ using Xunit;
 namespace EnvelopeKms.Tests.Files;
 
 /// <summary>
-/// Outputs are never looser than their source (the source's read/write bits, plus owner read/write, never execute),
+/// Outputs are never looser than their source (the source's read/write bits, plus owner read/write, never execute,
+/// within the umask),
 /// and the temp file that becomes the output is owner-only (0600) for its whole life: observed during a large write.
 /// </summary>
 public class FilePermissionTests : IDisposable
@@ -29,7 +30,8 @@ public class FilePermissionTests : IDisposable
     {
         if (OperatingSystem.IsWindows()) return;
         var mode = (UnixFileMode)Convert.ToInt32(sourceMode, 8);
-        var want = (UnixFileMode)Convert.ToInt32(expected, 8);
+        // A new output also obeys the umask (FileIdentityTests.OutputsObeyTheProcessUmask).
+        var want = (UnixFileMode)Convert.ToInt32(expected, 8) & ~OutputPermissions.ReadUmask();
         string source = _dir.File("s-" + sourceMode);
         await File.WriteAllBytesAsync(source, Bytes.Random(5000, 1));
         File.SetUnixFileMode(source, mode);
@@ -107,6 +109,6 @@ public class FilePermissionTests : IDisposable
         }
         Assert.True(observations > 0, "the temp file was never observed");
         Assert.Equal([Rw], seen);
-        Assert.Equal(Rw | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(result!.Destination));
+        Assert.Equal((Rw | UnixFileMode.GroupRead | UnixFileMode.OtherRead) & ~OutputPermissions.ReadUmask(), File.GetUnixFileMode(result!.Destination));
     }
 }

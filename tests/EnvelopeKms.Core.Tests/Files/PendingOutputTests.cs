@@ -82,7 +82,7 @@ public class PendingOutputTests : IDisposable
         Directory.CreateDirectory(folder);
         Assert.Throws<DestinationExistsException>(() => PendingOutput.Create(source, taken, overwrite: false));
         Assert.Throws<IOException>(() => PendingOutput.Create(source, folder, overwrite: true));
-        Assert.Throws<IOException>(() => PendingOutput.Create(source, source, overwrite: true));
+        Assert.Throws<DestinationIsSourceException>(() => PendingOutput.Create(source, source, overwrite: true));
         Assert.Empty(TempFiles());
         Assert.Equal("someone else's file", File.ReadAllText(taken));
     }

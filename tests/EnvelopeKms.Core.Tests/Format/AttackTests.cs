@@ -391,7 +391,7 @@ public class AttackTests : IDisposable
     {
         string source = _dir.File("a.txt");
         await File.WriteAllTextAsync(source, "x");
-        await Assert.ThrowsAsync<IOException>(() => EnvelopeFileOperations.EncryptFileAsync(source, source, _key, EncryptionContext.Empty, overwrite: true));
+        await Assert.ThrowsAsync<DestinationIsSourceException>(() => EnvelopeFileOperations.EncryptFileAsync(source, source, _key, EncryptionContext.Empty, overwrite: true));
         Directory.CreateDirectory(_dir.File("dir.ekms"));
         await Assert.ThrowsAsync<IOException>(() => EnvelopeFileOperations.EncryptFileAsync(source, _dir.File("dir.ekms"), _key, EncryptionContext.Empty, overwrite: true));
         Assert.Equal("x", await File.ReadAllTextAsync(source));
