@@ -25,6 +25,7 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     private FileFormat _target = FileFormats.Ekms;
     private CachingDataKeyProvider? _unwrapper;
     private IReadOnlyList<string>? _sdkArns;
+    private KmsRegionalClients? _clients;
     private readonly ConcurrentDictionary<string, DataKeyBatcher> _batchers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<DataKey, Lazy<Task>> _confirmed = new();
 
@@ -97,8 +98,8 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             if (!ShouldProcess(source, inPlace ? $"Convert from {from} to {to} in place" : $"Convert from {from} to {to} into '{destination}'")) continue;
             WarnAboutLeftoverTempFiles(destination);
             _unwrapper ??= CreateUnwrappingKeyProvider(AllowedKeyId);
-            if (_target.RecordsKeyArns) _ = SdkArns;
-            _ = Clients; // created here, on the pipeline thread
+            if (_target.RecordsKeyArns) ResolveSdkArns();
+            _clients = OpenRegionalClients(); // made here, on the pipeline thread
             Queue.Start(new FileWorkQueue.WorkItem(source, new FileInfo(source).Length), (item, ct) => ConvertAsync(item, format, destination, ct));
         }
     }
@@ -110,19 +111,15 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     }
 
     /// <summary>The Encryption SDK records keys by ARN: ids and aliases are resolved once, on the pipeline thread.</summary>
-    private IReadOnlyList<string> SdkArns
+    private void ResolveSdkArns()
     {
-        get
+        try
         {
-            try
-            {
-                _sdkArns ??= Run(ct => KmsKeyArnResolver.ResolveAsync(Client, KeyId, ct));
-            }
-            catch (Exception e) when (e is KmsException or Credentials.CredentialsException)
-            {
-                ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, KeyId));
-            }
-            return _sdkArns!;
+            _sdkArns ??= Run(ct => KmsKeyArnResolver.ResolveAsync(OpenClient(), KeyId, ct));
+        }
+        catch (Exception e) when (e is KmsException or Credentials.CredentialsException)
+        {
+            ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, KeyId));
         }
     }
 
@@ -131,7 +128,7 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     {
         string id = context.ToKmsJson() ?? "";
         var batcher = _batchers.GetOrAdd(id, _ => new DataKeyBatcher(
-            new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(Clients, new KmsDataKeyProviderOptions { Trace = QueueVerbose })),
+            new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(_clients!, new KmsDataKeyProviderOptions { Trace = QueueVerbose })),
             _sdkArns ?? KeyId, context, DataKeyReuseLimits.Default));
         return MarkFailures(batcher.AcquireAsync(length, cancellationToken));
 

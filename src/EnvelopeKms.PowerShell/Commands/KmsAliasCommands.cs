@@ -23,7 +23,7 @@ public sealed class NewKmsAliasCommand : KmsKeyCmdlet
     protected override void ProcessRecord()
     {
         if (!ShouldProcess(AliasName, $"Create alias for KMS key {KeyId}")) return;
-        if (!TryRun(AliasName, ct => Client.CreateAliasAsync(AliasName, KeyId, ct))) return;
+        if (!TryRun(AliasName, ct => OpenClient().CreateAliasAsync(AliasName, KeyId, ct))) return;
         ModuleState.Current.RememberAlias(AliasName, KeyId);
         WriteObject(new AliasMetadata { AliasName = AliasName, KeyId = KeyId });
     }
@@ -50,7 +50,7 @@ public sealed class SetKmsAliasCommand : KmsKeyCmdlet
     protected override void ProcessRecord()
     {
         if (!ShouldProcess(AliasName, $"Point alias at KMS key {KeyId}")) return;
-        if (!TryRun(AliasName, ct => Client.UpdateAliasAsync(AliasName, KeyId, ct))) return;
+        if (!TryRun(AliasName, ct => OpenClient().UpdateAliasAsync(AliasName, KeyId, ct))) return;
         ModuleState.Current.RememberAlias(AliasName, KeyId);
         if (PassThru) WriteObject(new AliasMetadata { AliasName = AliasName, KeyId = KeyId });
     }
@@ -70,7 +70,7 @@ public sealed class RemoveKmsAliasCommand : KmsKeyCmdlet
         foreach (var alias in AliasName)
         {
             if (!ShouldProcess(alias, "Delete alias")) continue;
-            if (TryRun(alias, ct => Client.DeleteAliasAsync(alias, ct))) ModuleState.Current.KnownAliases.TryRemove(alias, out _);
+            if (TryRun(alias, ct => OpenClient().DeleteAliasAsync(alias, ct))) ModuleState.Current.KnownAliases.TryRemove(alias, out _);
         }
     }
 }
@@ -95,7 +95,7 @@ public sealed class GetKmsAliasCommand : KmsKeyCmdlet
         List<AliasMetadata> aliases = [];
         bool byKey = ParameterSetName == "KeyId";
         if (!TryRun(byKey ? KeyId : "ListAliases", async ct => aliases = await KmsPaging.FetchAllAsync(
-                byKey ? Client.ListAllAliasesByKeyIdAsync(KeyId, cancellationToken: ct) : Client.ListAllAliasesAsync(cancellationToken: ct), ct).ConfigureAwait(false)))
+                byKey ? OpenClient().ListAllAliasesByKeyIdAsync(KeyId, cancellationToken: ct) : OpenClient().ListAllAliasesAsync(cancellationToken: ct), ct).ConfigureAwait(false)))
             return;
         var pattern = AliasName is null ? null : new WildcardPattern(AliasName, WildcardOptions.IgnoreCase);
         bool found = false;

@@ -78,7 +78,7 @@ public sealed class NewKmsKeyCommand : KmsKeyCmdlet
             Tags = Tag?.Cast<DictionaryEntry>().ToDictionary(e => LanguagePrimitives.ConvertTo<string>(e.Key), e => LanguagePrimitives.ConvertTo<string>(e.Value)),
         };
         KeyMetadata? key = null;
-        if (TryRun(Description ?? "new key", async ct => key = await Client.CreateKeyAsync(request, ct).ConfigureAwait(false))) Emit(key!);
+        if (TryRun(Description ?? "new key", async ct => key = await OpenClient().CreateKeyAsync(request, ct).ConfigureAwait(false))) Emit(key!);
     }
 }
 
@@ -97,7 +97,7 @@ public sealed class GetKmsKeyCommand : KmsKeyCmdlet
         if (KeyId is null)
         {
             List<KeySummary> keys = [];
-            if (!TryRun("ListKeys", async ct => keys = await KmsPaging.FetchAllAsync(Client.ListAllKeysAsync(cancellationToken: ct), ct).ConfigureAwait(false))) return;
+            if (!TryRun("ListKeys", async ct => keys = await KmsPaging.FetchAllAsync(OpenClient().ListAllKeysAsync(cancellationToken: ct), ct).ConfigureAwait(false))) return;
             foreach (var summary in keys) Describe(summary.KeyId);
             return;
         }
@@ -107,7 +107,7 @@ public sealed class GetKmsKeyCommand : KmsKeyCmdlet
     private void Describe(string id)
     {
         KeyMetadata? key = null;
-        if (TryRun(id, async ct => key = await Client.DescribeKeyAsync(id, ct).ConfigureAwait(false))) Emit(key!);
+        if (TryRun(id, async ct => key = await OpenClient().DescribeKeyAsync(id, ct).ConfigureAwait(false))) Emit(key!);
     }
 }
 
@@ -136,7 +136,7 @@ public abstract class KmsKeyStateCmdlet : KmsKeyCmdlet
             if (PassThru)
             {
                 KeyMetadata? key = null;
-                if (TryRun(id, async ct => key = await Client.DescribeKeyAsync(id, ct).ConfigureAwait(false))) Emit(key!);
+                if (TryRun(id, async ct => key = await OpenClient().DescribeKeyAsync(id, ct).ConfigureAwait(false))) Emit(key!);
             }
         }
     }
@@ -147,7 +147,7 @@ public abstract class KmsKeyStateCmdlet : KmsKeyCmdlet
 public sealed class EnableKmsKeyCommand : KmsKeyStateCmdlet
 {
     protected override string Action => "Enable KMS key";
-    protected override Task ChangeAsync(string keyId, CancellationToken ct) => Client.EnableKeyAsync(keyId, ct);
+    protected override Task ChangeAsync(string keyId, CancellationToken ct) => OpenClient().EnableKeyAsync(keyId, ct);
 }
 
 [Cmdlet(VerbsLifecycle.Disable, "KmsKey", SupportsShouldProcess = true)]
@@ -155,7 +155,7 @@ public sealed class EnableKmsKeyCommand : KmsKeyStateCmdlet
 public sealed class DisableKmsKeyCommand : KmsKeyStateCmdlet
 {
     protected override string Action => "Disable KMS key";
-    protected override Task ChangeAsync(string keyId, CancellationToken ct) => Client.DisableKeyAsync(keyId, ct);
+    protected override Task ChangeAsync(string keyId, CancellationToken ct) => OpenClient().DisableKeyAsync(keyId, ct);
 }
 
 /// <summary>Schedules a key's deletion after a pending window (ScheduleKeyDeletion); Restore-KmsKey cancels it.</summary>
@@ -169,7 +169,7 @@ public sealed class RemoveKmsKeyCommand : KmsKeyStateCmdlet
     public int PendingWindowInDays { get; set; } = 30;
 
     protected override string Action => $"Schedule deletion of KMS key in {PendingWindowInDays} days";
-    protected override Task ChangeAsync(string keyId, CancellationToken ct) => Client.ScheduleKeyDeletionAsync(keyId, PendingWindowInDays, ct);
+    protected override Task ChangeAsync(string keyId, CancellationToken ct) => OpenClient().ScheduleKeyDeletionAsync(keyId, PendingWindowInDays, ct);
 }
 
 /// <summary>Cancels a key's scheduled deletion (CancelKeyDeletion).</summary>
@@ -178,5 +178,5 @@ public sealed class RemoveKmsKeyCommand : KmsKeyStateCmdlet
 public sealed class RestoreKmsKeyCommand : KmsKeyStateCmdlet
 {
     protected override string Action => "Cancel deletion of KMS key";
-    protected override Task ChangeAsync(string keyId, CancellationToken ct) => Client.CancelKeyDeletionAsync(keyId, ct);
+    protected override Task ChangeAsync(string keyId, CancellationToken ct) => OpenClient().CancelKeyDeletionAsync(keyId, ct);
 }

@@ -55,7 +55,7 @@ public sealed class ProtectKmsSecretCommand : KmsKeyCmdlet
                 return;
             }
             CiphertextResult? result = null;
-            if (TryRun(KeyId, async ct => result = await Client.EncryptAsync(KeyId, plaintext, _context, ct).ConfigureAwait(false)))
+            if (TryRun(KeyId, async ct => result = await OpenClient().EncryptAsync(KeyId, plaintext, _context, ct).ConfigureAwait(false)))
             {
                 WriteVerbose($"Encrypted a {plaintext.Length}-byte secret with KMS key {result!.KeyId}.");
                 WriteObject(result.CiphertextBlob);
@@ -95,7 +95,7 @@ public sealed class UnprotectKmsSecretCommand : KmsKeyCmdlet
         foreach (var blob in CiphertextBlob)
         {
             DecryptResult? result = null;
-            if (!TryRun(blob.Length > 24 ? blob[..24] + "…" : blob, async ct => result = await Client.DecryptAsync(blob.Trim(), _context, ct).ConfigureAwait(false))) continue;
+            if (!TryRun(blob.Length > 24 ? blob[..24] + "…" : blob, async ct => result = await OpenClient().DecryptAsync(blob.Trim(), _context, ct).ConfigureAwait(false))) continue;
             using (result)
             {
                 WriteVerbose($"Decrypted a {result!.Plaintext.Length}-byte secret with KMS key {result.KeyId}.");

@@ -73,7 +73,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         // (-WhatIf) or every file is to be confirmed first (-Confirm).
         bool whatIf = MyInvocation.BoundParameters.ContainsKey("WhatIf") ? ((SwitchParameter)MyInvocation.BoundParameters["WhatIf"]).IsPresent
             : LanguagePrimitives.IsTrue(GetVariableValue("WhatIfPreference"));
-        if (!whatIf && !MyInvocation.BoundParameters.ContainsKey("Confirm")) Batcher.Prefetch(CancellationToken);
+        if (!whatIf && !MyInvocation.BoundParameters.ContainsKey("Confirm")) OpenBatcher().Prefetch(CancellationToken);
     }
 
     protected override void ProcessRecord()
@@ -94,7 +94,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             WarnAboutLeftoverTempFiles(destination);
             bool remove = RemoveSource && ConfirmRemoval(source);
             long length = new FileInfo(source).Length;
-            _ = Batcher; // created here, on the pipeline thread, where the KMS client may write verbose output or errors
+            OpenBatcher();
             var work = new FileWorkQueue.WorkItem(source, length);
             // No read-ahead when the source is to be removed: that would widen the window in which a change to the
             // source, made after it was read, is lost with it.
@@ -148,9 +148,13 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             ref _removeYesToAll, ref _removeNoToAll);
     }
 
-    private DataKeyBatcher Batcher => _batcher ??= new DataKeyBatcher(
-        new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(Clients, new KmsDataKeyProviderOptions { Trace = QueueVerbose })),
-        BatchKeyIds, _context, DataKeyPerFile ? DataKeyReuseLimits.PerFile : DataKeyReuseLimits.Default);
+    /// <summary>
+    /// The batch's data keys, made on the first call: on the pipeline thread, where the KMS client may write verbose
+    /// output or end the command (and never under -WhatIf, which makes no KMS client at all).
+    /// </summary>
+    private DataKeyBatcher OpenBatcher() => _batcher ??= new DataKeyBatcher(
+        new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(OpenRegionalClients(), new KmsDataKeyProviderOptions { Trace = QueueVerbose })),
+        ResolveBatchKeyIds(), _context, DataKeyPerFile ? DataKeyReuseLimits.PerFile : DataKeyReuseLimits.Default);
 
     private IReadOnlyList<string>? _sdkArns;
 
@@ -159,26 +163,23 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     /// DescribeKey, on the pipeline thread. KMS is then asked with the ARNs, whose regions pick the endpoints, as the
     /// SDKs take the region from the ARN.
     /// </summary>
-    private IReadOnlyList<string> BatchKeyIds
+    private IReadOnlyList<string> ResolveBatchKeyIds()
     {
-        get
+        if (!_format.RecordsKeyArns) return KeyId;
+        try
         {
-            if (!_format.RecordsKeyArns) return KeyId;
-            try
-            {
-                _sdkArns ??= Run(ct => KmsKeyArnResolver.ResolveAsync(Client, KeyId, ct));
-            }
-            catch (Exception e) when (e is KmsException or Credentials.CredentialsException)
-            {
-                ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, KeyId));
-            }
-            if (_sdkArns!.Distinct(StringComparer.Ordinal).Count() != _sdkArns!.Count)
-            {
-                var e = new ArgumentException($"Two -KeyId values name the same KMS key ({string.Join(", ", _sdkArns!)}); an Encryption SDK message holds one data key per key.");
-                ThrowTerminatingError(ErrorIds.EnvelopeDuplicateKeyId.ToRecord(e, KeyId));
-            }
-            return _sdkArns!;
+            _sdkArns ??= Run(ct => KmsKeyArnResolver.ResolveAsync(OpenClient(), KeyId, ct));
         }
+        catch (Exception e) when (e is KmsException or Credentials.CredentialsException)
+        {
+            ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, KeyId));
+        }
+        if (_sdkArns!.Distinct(StringComparer.Ordinal).Count() != _sdkArns!.Count)
+        {
+            var e = new ArgumentException($"Two -KeyId values name the same KMS key ({string.Join(", ", _sdkArns!)}); an Encryption SDK message holds one data key per key.");
+            ThrowTerminatingError(ErrorIds.EnvelopeDuplicateKeyId.ToRecord(e, KeyId));
+        }
+        return _sdkArns!;
     }
 
     /// <summary>Runs before the data key is there: reads a small source and creates its output (both need no key).</summary>
@@ -191,7 +192,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 
     private async Task<object?> ProtectAsync(FileWorkQueue.WorkItem item, PreparedFile? readAhead, string destination, bool removeSource, CancellationToken cancellationToken)
     {
-        using var lease = await Batcher.AcquireAsync(item.Length, cancellationToken).ConfigureAwait(false);
+        using var lease = await _batcher!.AcquireAsync(item.Length, cancellationToken).ConfigureAwait(false);
         var request = new FileEncryption(item.Source, destination, lease.Key, _context, Force) { KeyArns = _sdkArns, ReadAhead = readAhead, Progress = item.Progress };
         var result = await _format.EncryptAsync(request, cancellationToken).ConfigureAwait(false);
         bool removed = false;

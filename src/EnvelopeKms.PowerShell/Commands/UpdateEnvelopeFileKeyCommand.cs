@@ -122,7 +122,7 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
             // Created on the first file that is really processed: -WhatIf makes no KMS client and no call.
             _keys ??= CreateUnwrappingKeyProvider(AllowedKeyId);
             // New entries are wrapped at the endpoint of each key's region (a DR key's ARN names its region).
-            _updater ??= new EnvelopeKeyUpdater(_keys, new Kms.KmsDataKeyProvider(Clients, new Kms.KmsDataKeyProviderOptions { Trace = QueueVerbose }), _change) { RequiredContext = _required };
+            _updater ??= new EnvelopeKeyUpdater(_keys, new Kms.KmsDataKeyProvider(OpenRegionalClients(), new Kms.KmsDataKeyProviderOptions { Trace = QueueVerbose }), _change) { RequiredContext = _required };
             var updater = _updater;
             _queue!.Start(new FileWorkQueue.WorkItem(file, 0), async (item, ct) => await updater.UpdateFileAsync(item.Source, ct).ConfigureAwait(false));
         }
