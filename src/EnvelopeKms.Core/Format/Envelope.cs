@@ -155,9 +155,12 @@ public static class Envelope
                     EnvelopeHeader.MarkDamaged(slot, e);
                     first ??= e;
                 }
-                catch (Exception e) when (e is EnvelopeException || e is KeyProviderException { Error: KeyProviderError.NoMatchingKey or KeyProviderError.Refused or KeyProviderError.InvalidDataKey })
+                catch (Exception e) when (e is EnvelopeException || e is KeyProviderException { Error: not KeyProviderError.Authentication })
                 {
                     // This slot's entries do not unwrap to the file's key for this caller; an older slot may still.
+                    // That includes entries that cannot be reached (a region no endpoint is known for, one that is
+                    // down): the other slot's differ (the budget never hands an entry over twice), so they may work.
+                    // Only credentials that KMS refuses fail every slot alike.
                     first ??= e;
                 }
                 finally
