@@ -28,7 +28,7 @@ public sealed partial class KmsEndpoint
 
     public bool IsLoopback => IsLoopbackHost(BaseUri.Host);
 
-    [GeneratedRegex("^[a-z0-9]+(-[a-z0-9]+)*$")]
+    [GeneratedRegex(@"^[a-z0-9]+(-[a-z0-9]+)*\z")] // \z: "$" would also match before a final newline
     private static partial Regex RegionIdPattern();
 
     public static KmsEndpoint ForRegion(string regionId, bool vpc = false)
