@@ -37,9 +37,13 @@ catch (Exception error) when (error is IOException or ArgumentException or Unaut
 }
 Console.Out.WriteLine($"EnvelopeKms.Server listening on {endpoint.GetLeftPart(UriPartial.Authority)}");
 Console.Out.Flush();
+foreach (var warning in server.Warnings)
+{
+    Console.Error.WriteLine(warning);
+}
 if (options.AccessKeys.Count == 0)
 {
-    Console.Error.WriteLine($"Using the development AccessKey pair {KmsServerOptions.DefaultAccessKeyId} (see --help). For development and tests only.");
+    Console.Error.WriteLine($"Using the development AccessKey pair {KmsServerOptions.DefaultAccessKeyId} (see --help): any local user can use it. For development and tests only.");
 }
 if (!System.Net.IPAddress.IsLoopback(System.Net.IPAddress.Parse(options.BindAddress)))
 {

@@ -41,9 +41,8 @@ public class PersistenceTests
         {
             return; // Unix modes do not exist there; the ACL of the user profile applies instead.
         }
+        // A new directory is created 0700 (an existing one keeps its mode: ServerHardeningTests).
         var directory = Path.Combine(Path.GetTempPath(), "ekms-perm-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(directory);
-        File.SetUnixFileMode(directory, (UnixFileMode)0b111_101_101); // a pre-existing 0755 directory gets tightened
         await using var server = await TestServer.StartAsync(o => o.DataDirectory = directory);
         var client = server.Client();
         for (var i = 0; i < 3; i++)

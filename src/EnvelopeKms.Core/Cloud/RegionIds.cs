@@ -9,7 +9,7 @@ namespace EnvelopeKms.Cloud;
 /// </summary>
 public static partial class RegionIds
 {
-    [GeneratedRegex("^[a-z0-9]+(-[a-z0-9]+)*$")]
+    [GeneratedRegex(@"^[a-z0-9]+(-[a-z0-9]+)*\z")] // \z: "$" would also match before a final newline
     private static partial Regex Pattern();
 
     /// <summary>True for a region id of the standard form (lower-case letters and digits in dash-separated parts).</summary>

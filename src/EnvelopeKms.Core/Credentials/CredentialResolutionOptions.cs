@@ -1,3 +1,5 @@
+using EnvelopeKms.Cloud;
+
 namespace EnvelopeKms.Credentials;
 
 /// <summary>
@@ -66,9 +68,19 @@ public sealed class CredentialResolutionOptions
     internal Uri StsEndpointFor(string? stsRegion, bool vpc)
     {
         if (StsEndpoint is not null) return StsEndpoint;
-        stsRegion = NonEmpty(stsRegion) ?? NonEmpty(GetEnvironmentVariable("ALIBABA_CLOUD_STS_REGION"));
+        string from = "the profile's sts_region";
+        if (NonEmpty(stsRegion) is null)
+        {
+            stsRegion = NonEmpty(GetEnvironmentVariable("ALIBABA_CLOUD_STS_REGION"));
+            from = "ALIBABA_CLOUD_STS_REGION";
+        }
+        else stsRegion = NonEmpty(stsRegion);
         vpc |= IsEnvironmentFlagSet("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED");
         if (stsRegion is null) return new Uri("https://sts.aliyuncs.com/");
+        // The region becomes part of the host that receives a signed AssumeRole request: only a region id may
+        // (a value such as "attacker.example/x#" made the host sts.attacker.example).
+        if (!RegionIds.IsValid(stsRegion))
+            throw new CredentialsException($"{from} '{stsRegion}' is not a region id such as cn-hangzhou.");
         return new Uri($"https://sts{(vpc ? "-vpc" : "")}.{stsRegion}.aliyuncs.com/");
     }
 

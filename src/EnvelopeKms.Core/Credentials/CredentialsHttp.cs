@@ -22,15 +22,35 @@ internal static class CredentialsHttp
         cts.CancelAfter(timeout);
         try
         {
-            using var response = await client.SendAsync(request, cts.Token).ConfigureAwait(false);
-            var body = await response.Content.ReadAsByteArrayAsync(cts.Token).ConfigureAwait(false);
-            return ((int)response.StatusCode, body);
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token).ConfigureAwait(false);
+            return ((int)response.StatusCode, await ReadBoundedAsync(response, request, cts.Token).ConfigureAwait(false));
         }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
             throw new HttpRequestException($"no answer within {timeout.TotalSeconds:0.###} s", e);
         }
     }
+
+    /// <summary>Largest answer read from a credentials service: real ones are under 2 KiB.</summary>
+    public const int MaxResponseBytes = 64 * 1024;
+
+    /// <summary>
+    /// The body, refused past <see cref="MaxResponseBytes"/> (declared or actual) before more is read: a hostile or
+    /// broken service cannot make the client buffer and parse hundreds of megabytes.
+    /// </summary>
+    private static async Task<byte[]> ReadBoundedAsync(HttpResponseMessage response, HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        if (response.Content.Headers.ContentLength > MaxResponseBytes) throw TooLarge(request);
+        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        var buffer = new byte[MaxResponseBytes + 1];
+        int total = 0, n;
+        while (total < buffer.Length && (n = await stream.ReadAsync(buffer.AsMemory(total), cancellationToken).ConfigureAwait(false)) > 0) total += n;
+        if (total > MaxResponseBytes) throw TooLarge(request);
+        return buffer[..total];
+    }
+
+    private static CredentialsException TooLarge(HttpRequestMessage request)
+        => new($"The answer from {request.RequestUri?.Host} is larger than {MaxResponseBytes / 1024} KiB; a credentials answer is a few hundred bytes.");
 
     /// <summary>
     /// Reads <c>AccessKeyId</c>, <c>AccessKeySecret</c>, <c>SecurityToken</c>, <c>Expiration</c> from the object
@@ -61,14 +81,19 @@ internal static class CredentialsHttp
         }
     }
 
-    /// <summary>An error body's Code and Message, for messages; never the rest of the body.</summary>
-    public static string DescribeError(int status, byte[] body)
+    /// <summary>
+    /// An error body's Code (only when it looks like one) and, with <paramref name="includeMessage"/>, its Message, for
+    /// messages; never the rest of the body. A credentials URI is any service: its Message is not echoed at all (one
+    /// carried a token into an error record), and neither is a Code that is not a plain identifier.
+    /// </summary>
+    public static string DescribeError(int status, byte[] body, bool includeMessage = true)
     {
         try
         {
             using var document = JsonDocument.Parse(body);
             var code = GetString(document.RootElement, "Code");
-            var message = GetString(document.RootElement, "Message");
+            if (code is not null && !IsErrorCode(code)) code = null;
+            var message = includeMessage ? GetString(document.RootElement, "Message") : null;
             if (message is not null)
             {
                 int cut = message.IndexOf("string to sign is", StringComparison.OrdinalIgnoreCase);
@@ -82,6 +107,9 @@ internal static class CredentialsHttp
             return $"HTTP {status}";
         }
     }
+
+    /// <summary>Error codes are identifiers such as <c>InvalidAccessKeyId.NotFound</c>: letters, digits, '.', '_', '-'.</summary>
+    private static bool IsErrorCode(string code) => code.Length is > 0 and <= 64 && code.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
 
     private static string? GetString(JsonElement element, string name)
         => element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;

@@ -1,3 +1,5 @@
+using EnvelopeKms.Cloud;
+
 namespace EnvelopeKms.Credentials;
 
 /// <summary>
@@ -14,11 +16,17 @@ public sealed class CredentialsUriProvider : RefreshingCredentialsProvider
     {
         _uri = uri ?? throw new ArgumentNullException(nameof(uri));
         if (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)
-            throw new CredentialsException($"The credentials URI '{uri.GetLeftPart(UriPartial.Path)}' is not http(s).");
+            throw new CredentialsException($"The credentials URI '{Display(uri)}' is not http(s).");
+        // The answer is a secret: as for KMS and STS, plain http only to this machine.
+        if (uri.Scheme == Uri.UriSchemeHttp && !LoopbackHost.Is(uri.Host))
+            throw new CredentialsException($"Refusing plain http to the credentials URI '{Display(uri)}': the credentials would cross the network unencrypted. Use https or a loopback host.");
         _timeout = (options ?? new()).HttpTimeout;
     }
 
-    public override string SourceName => $"credentials URI ({_uri.GetLeftPart(UriPartial.Path)})";
+    public override string SourceName => $"credentials URI ({Display(_uri)})";
+
+    /// <summary>Scheme, host, port and path: never the user info (a password) or the query (often a token).</summary>
+    private static string Display(Uri uri) => $"{uri.Scheme}://{uri.Authority}{uri.AbsolutePath}";
 
     protected override async Task<AlibabaCloudCredentials> FetchAsync(CancellationToken cancellationToken)
     {
@@ -32,7 +40,7 @@ public sealed class CredentialsUriProvider : RefreshingCredentialsProvider
             throw new CredentialsException($"The {SourceName} could not be reached: {e.Message}", e);
         }
         if (response.status != 200)
-            throw new CredentialsException($"The {SourceName} refused: {CredentialsHttp.DescribeError(response.status, response.body)}.");
+            throw new CredentialsException($"The {SourceName} refused: {CredentialsHttp.DescribeError(response.status, response.body, includeMessage: false)}.");
         return CredentialsHttp.ParseCredentials(response.body, SourceName);
     }
 }

@@ -219,7 +219,7 @@ public static class EnvelopeFileOperations
     }
 
     private static readonly System.Text.RegularExpressions.Regex TempNamePattern =
-        new(@"^\..+\.[0-9a-f]{32}" + System.Text.RegularExpressions.Regex.Escape(TempSuffix) + "$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+        new(@"^\..+\.[0-9a-f]{32}" + System.Text.RegularExpressions.Regex.Escape(TempSuffix) + @"\z", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
 
     /// <summary>Whether <paramref name="fileName"/> has the shape of a temp file this library writes (<c>.&lt;name&gt;.&lt;32 hex&gt;.ekms-tmp</c>).</summary>
     public static bool IsTempFileName(string fileName) => TempNamePattern.IsMatch(fileName);

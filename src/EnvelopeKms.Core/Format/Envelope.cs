@@ -115,8 +115,9 @@ public static class Envelope
     /// </summary>
     public static async Task<DataKey> UnwrapAsync(EnvelopeHeader header, IDataKeyProvider keyProvider, CancellationToken cancellationToken = default)
     {
+        using var budget = UnwrapBudget.For(header);
         if (header.Version != EnvelopeFormat.Version2)
-            return await UnwrapEntriesAsync(header.WrappedKeys, header.EncryptionContext, keyProvider, (key, fileKey) => header.Authenticate(key, fileKey), cancellationToken).ConfigureAwait(false);
+            return (await UnwrapEntriesAsync(header.WrappedKeys, header.EncryptionContext, keyProvider, (key, fileKey) => header.Authenticate(key, fileKey), budget, cancellationToken, tagFailureKeepsKey: false).ConfigureAwait(false)).Key;
 
         Exception? first = null;
         DataKey? held = null; // a key that passed a newer slot's commitment but not its tag
@@ -137,7 +138,7 @@ public static class Envelope
                         return result;
                     }
                     var key = await UnwrapEntriesAsync(slot.WrappedKeys, slot.EncryptionContext!, keyProvider,
-                        (k, fk) => header.AuthenticateSlot(slot, k, fk), cancellationToken, tagFailureKeepsKey: true).ConfigureAwait(false);
+                        (k, fk) => header.AuthenticateSlot(slot, k, fk), budget, cancellationToken, tagFailureKeepsKey: true).ConfigureAwait(false);
                     if (key.Tampered is { } tampered)
                     {
                         EnvelopeHeader.MarkDamaged(slot, tampered);
@@ -154,9 +155,12 @@ public static class Envelope
                     EnvelopeHeader.MarkDamaged(slot, e);
                     first ??= e;
                 }
-                catch (Exception e) when (e is EnvelopeException || e is KeyProviderException { Error: KeyProviderError.NoMatchingKey or KeyProviderError.Refused or KeyProviderError.InvalidDataKey })
+                catch (Exception e) when (e is EnvelopeException || e is KeyProviderException { Error: not KeyProviderError.Authentication })
                 {
                     // This slot's entries do not unwrap to the file's key for this caller; an older slot may still.
+                    // That includes entries that cannot be reached (a region no endpoint is known for, one that is
+                    // down): the other slot's differ (the budget never hands an entry over twice), so they may work.
+                    // Only credentials that KMS refuses fail every slot alike.
                     first ??= e;
                 }
                 finally
@@ -172,10 +176,6 @@ public static class Envelope
         }
     }
 
-    private static async Task<DataKey> UnwrapEntriesAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, IDataKeyProvider keyProvider,
-        AuthenticateAction authenticate, CancellationToken cancellationToken)
-        => (await UnwrapEntriesAsync(entries, context, keyProvider, authenticate, cancellationToken, tagFailureKeepsKey: false).ConfigureAwait(false)).Key;
-
     private delegate void AuthenticateAction(DataKey key, Span<byte> fileKey);
 
     private readonly record struct Unwrapped(DataKey Key, EnvelopeException? Tampered);
@@ -183,26 +183,65 @@ public static class Envelope
     /// <summary>
     /// Unwraps the first entry that yields a committing key and authenticates with it. With
     /// <paramref name="tagFailureKeepsKey"/>, a committing key whose tag fails is returned with the failure
-    /// (the caller may try it on another slot) instead of being wiped.
+    /// (the caller may try it on another slot) instead of being wiped. Only entries the <paramref name="budget"/>
+    /// still allows are handed to the provider; after a substituted key, the search goes on after the entry that
+    /// gave it (the ones before it have already failed).
     /// </summary>
     private static async Task<Unwrapped> UnwrapEntriesAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, IDataKeyProvider keyProvider,
-        AuthenticateAction authenticate, CancellationToken cancellationToken, bool tagFailureKeepsKey)
+        AuthenticateAction authenticate, UnwrapBudget budget, CancellationToken cancellationToken, bool tagFailureKeepsKey)
     {
-        var remaining = entries.ToList();
         byte[] fileKey = SecretBuffers.Track(GC.AllocateArray<byte>(FrameCipher.KeySize, pinned: true));
         try
         {
+            foreach (var (entry, kept) in budget.KeptFor(entries))
+            {
+                try
+                {
+                    authenticate(kept, fileKey);
+                    budget.Release(entry);
+                    return new Unwrapped(kept, null);
+                }
+                catch (EnvelopeException e) when (e.Error == EnvelopeError.KeyCommitmentMismatch)
+                {
+                }
+                catch (EnvelopeException e) when (tagFailureKeepsKey && e.Error == EnvelopeError.HeaderTampered)
+                {
+                    budget.Release(entry);
+                    return new Unwrapped(kept, e);
+                }
+            }
             while (true)
             {
-                var dataKey = await keyProvider.DecryptDataKeyAsync(remaining, context, cancellationToken).ConfigureAwait(false);
+                var remaining = budget.Untried(entries);
+                if (remaining.Count == 0)
+                {
+                    throw new KeyProviderException(KeyProviderError.NoMatchingKey,
+                        $"No wrapped data key is left to try: each entry is tried once per file, and at most {budget.Limit} in all.");
+                }
+                DataKey dataKey;
+                try
+                {
+                    dataKey = await keyProvider.DecryptDataKeyAsync(remaining, context, cancellationToken).ConfigureAwait(false);
+                }
+                catch
+                {
+                    budget.Spend(remaining, null);
+                    throw;
+                }
+                budget.Spend(remaining, dataKey.UnwrappedFrom);
                 try
                 {
                     authenticate(dataKey, fileKey);
                     return new Unwrapped(dataKey, null);
                 }
-                catch (EnvelopeException e) when (e.Error == EnvelopeError.KeyCommitmentMismatch && dataKey.UnwrappedFrom is { } used && remaining.Count > 1 && remaining.Remove(used))
+                catch (EnvelopeException e) when (e.Error == EnvelopeError.KeyCommitmentMismatch && dataKey.UnwrappedFrom is { } used && budget.Untried(entries).Count > 0)
                 {
-                    dataKey.Dispose();
+                    budget.Keep(used, dataKey);
+                }
+                catch (EnvelopeException e) when (e.Error == EnvelopeError.KeyCommitmentMismatch && dataKey.UnwrappedFrom is { } used)
+                {
+                    budget.Keep(used, dataKey); // the other slot may carry this entry with an intact commitment
+                    throw;
                 }
                 catch (EnvelopeException e) when (tagFailureKeepsKey && e.Error == EnvelopeError.HeaderTampered)
                 {

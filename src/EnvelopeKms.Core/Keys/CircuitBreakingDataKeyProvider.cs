@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+
 namespace EnvelopeKms.Keys;
 
 /// <summary>
@@ -7,6 +9,9 @@ namespace EnvelopeKms.Keys;
 /// with the same kind of error (one error per file, no KMS call). After the cooldown one call probes the service;
 /// calls that arrive meanwhile wait for its outcome. A success closes the circuit, a failure opens it again.
 /// Under partial failures (throttling, some 5xx) other calls keep succeeding, so the circuit stays closed.
+/// There is one circuit per set of regions that a call's wrapped-key entries name (and one for generating keys):
+/// a file's entries are unauthenticated, so a hostile file naming a region that cannot be reached opens only the
+/// circuit of that region set, never the one of the genuine files of the batch (issue 18).
 /// </summary>
 public sealed class CircuitBreakingDataKeyProvider : IDataKeyProvider
 {
@@ -15,11 +20,7 @@ public sealed class CircuitBreakingDataKeyProvider : IDataKeyProvider
 
     private readonly IDataKeyProvider _inner;
     private readonly TimeProvider _time;
-    private readonly object _lock = new();
-    private long _lastSuccess = long.MinValue; // TimeProvider timestamps
-    private KeyProviderException? _openedBy;
-    private DateTimeOffset _openUntil;
-    private TaskCompletionSource? _probe;
+    private readonly ConcurrentDictionary<string, Circuit> _circuits = new(StringComparer.Ordinal);
     private int _fastFailures;
 
     public CircuitBreakingDataKeyProvider(IDataKeyProvider inner, TimeSpan? cooldown = null, TimeProvider? time = null)
@@ -31,96 +32,119 @@ public sealed class CircuitBreakingDataKeyProvider : IDataKeyProvider
 
     public TimeSpan Cooldown { get; }
 
-    /// <summary>Calls refused without asking the key service, because the circuit was open.</summary>
+    /// <summary>Calls refused without asking the key service, because their circuit was open.</summary>
     public int FastFailures => Volatile.Read(ref _fastFailures);
 
-    /// <summary>Whether the circuit is open now.</summary>
-    public bool IsOpen
-    {
-        get { lock (_lock) return _openedBy is not null && _time.GetUtcNow() < _openUntil; }
-    }
+    /// <summary>Whether any circuit is open now.</summary>
+    public bool IsOpen => _circuits.Values.Any(c => c.IsOpen(_time));
+
+    /// <summary>Generating keys uses the caller's own key ids, not a file's: one circuit for all of it.</summary>
+    private const string GenerateScope = "generate";
 
     public Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, CancellationToken cancellationToken)
-        => RunAsync(ct => _inner.GenerateDataKeyAsync(keyIds, context, ct), cancellationToken);
+        => RunAsync(GenerateScope, ct => _inner.GenerateDataKeyAsync(keyIds, context, ct), cancellationToken);
 
     public Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, CancellationToken cancellationToken)
-        => RunAsync(ct => _inner.DecryptDataKeyAsync(entries, context, ct), cancellationToken);
+        => RunAsync(ScopeOf(entries), ct => _inner.DecryptDataKeyAsync(entries, context, ct), cancellationToken);
 
     public Task<DataKey> GenerateDataKeyAsync(IReadOnlyList<string> keyIds, EncryptionContext context, int keyLength, CancellationToken cancellationToken)
-        => RunAsync(ct => _inner.GenerateDataKeyAsync(keyIds, context, keyLength, ct), cancellationToken);
+        => RunAsync(GenerateScope, ct => _inner.GenerateDataKeyAsync(keyIds, context, keyLength, ct), cancellationToken);
 
     public Task<DataKey> DecryptDataKeyAsync(IReadOnlyList<WrappedDataKey> entries, EncryptionContext context, int keyLength, CancellationToken cancellationToken)
-        => RunAsync(ct => _inner.DecryptDataKeyAsync(entries, context, keyLength, ct), cancellationToken);
+        => RunAsync(ScopeOf(entries), ct => _inner.DecryptDataKeyAsync(entries, context, keyLength, ct), cancellationToken);
 
-    private async Task<DataKey> RunAsync(Func<CancellationToken, Task<DataKey>> call, CancellationToken cancellationToken)
+    /// <summary>The regions the entries name (each entry is sent to its region's endpoint), in a canonical order.</summary>
+    private static string ScopeOf(IReadOnlyList<WrappedDataKey> entries)
+        => "decrypt\n" + string.Join("\n", entries.Select(e => e.Region.ToLowerInvariant()).Distinct().Order(StringComparer.Ordinal));
+
+    private Task<DataKey> RunAsync(string scope, Func<CancellationToken, Task<DataKey>> call, CancellationToken cancellationToken)
+        => _circuits.GetOrAdd(scope, _ => new Circuit()).RunAsync(this, call, cancellationToken);
+
+    /// <summary>The state of one circuit; every field is guarded by the circuit's own lock.</summary>
+    private sealed class Circuit
     {
-        while (true)
-        {
-            Task? waitFor = null;
-            bool probing = false;
-            lock (_lock)
-            {
-                if (_openedBy is not null)
-                {
-                    var now = _time.GetUtcNow();
-                    if (now < _openUntil)
-                    {
-                        Interlocked.Increment(ref _fastFailures);
-                        throw FastFailure(_openedBy, _openUntil - now);
-                    }
-                    if (_probe is null)
-                    {
-                        _probe = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                        probing = true;
-                    }
-                    else waitFor = _probe.Task;
-                }
-            }
-            if (waitFor is not null)
-            {
-                await waitFor.WaitAsync(cancellationToken).ConfigureAwait(false);
-                continue;
-            }
+        private readonly object _lock = new();
+        private long _lastSuccess = long.MinValue; // TimeProvider timestamps
+        private KeyProviderException? _openedBy;
+        private DateTimeOffset _openUntil;
+        private TaskCompletionSource? _probe;
 
-            long started = _time.GetTimestamp();
-            try
+        public bool IsOpen(TimeProvider time)
+        {
+            lock (_lock) return _openedBy is not null && time.GetUtcNow() < _openUntil;
+        }
+
+        public async Task<DataKey> RunAsync(CircuitBreakingDataKeyProvider owner, Func<CancellationToken, Task<DataKey>> call, CancellationToken cancellationToken)
+        {
+            var time = owner._time;
+            while (true)
             {
-                var key = await call(cancellationToken).ConfigureAwait(false);
+                Task? waitFor = null;
+                bool probing = false;
                 lock (_lock)
                 {
-                    _lastSuccess = Math.Max(_lastSuccess, _time.GetTimestamp());
-                    _openedBy = null;
-                    if (probing) EndProbe();
-                }
-                return key;
-            }
-            catch (KeyProviderException e) when (e.Error == KeyProviderError.Unavailable && !cancellationToken.IsCancellationRequested)
-            {
-                lock (_lock)
-                {
-                    // Open only if nothing succeeded while this call was retrying: a flaky service still serves others.
-                    if (probing || _lastSuccess < started)
+                    if (_openedBy is not null)
                     {
-                        _openedBy = e;
-                        _openUntil = _time.GetUtcNow() + Cooldown;
+                        var now = time.GetUtcNow();
+                        if (now < _openUntil)
+                        {
+                            Interlocked.Increment(ref owner._fastFailures);
+                            throw FastFailure(_openedBy, _openUntil - now);
+                        }
+                        if (_probe is null)
+                        {
+                            _probe = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                            probing = true;
+                        }
+                        else waitFor = _probe.Task;
                     }
-                    if (probing) EndProbe();
                 }
-                throw;
-            }
-            catch
-            {
-                if (probing) lock (_lock) EndProbe();
-                throw;
+                if (waitFor is not null)
+                {
+                    await waitFor.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                long started = time.GetTimestamp();
+                try
+                {
+                    var key = await call(cancellationToken).ConfigureAwait(false);
+                    lock (_lock)
+                    {
+                        _lastSuccess = Math.Max(_lastSuccess, time.GetTimestamp());
+                        _openedBy = null;
+                        if (probing) EndProbe();
+                    }
+                    return key;
+                }
+                catch (KeyProviderException e) when (e.Error == KeyProviderError.Unavailable && !cancellationToken.IsCancellationRequested)
+                {
+                    lock (_lock)
+                    {
+                        // Open only if nothing succeeded while this call was retrying: a flaky service still serves others.
+                        if (probing || _lastSuccess < started)
+                        {
+                            _openedBy = e;
+                            _openUntil = time.GetUtcNow() + owner.Cooldown;
+                        }
+                        if (probing) EndProbe();
+                    }
+                    throw;
+                }
+                catch
+                {
+                    if (probing) lock (_lock) EndProbe();
+                    throw;
+                }
             }
         }
-    }
 
-    private void EndProbe()
-    {
-        var probe = _probe;
-        _probe = null;
-        probe?.TrySetResult();
+        private void EndProbe()
+        {
+            var probe = _probe;
+            _probe = null;
+            probe?.TrySetResult();
+        }
     }
 
     private static KeyProviderException FastFailure(KeyProviderException cause, TimeSpan remaining)

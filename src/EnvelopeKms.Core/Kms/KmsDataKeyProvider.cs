@@ -131,8 +131,9 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
             {
                 client = _clients.ForRegion(entry.Region);
             }
-            catch (KmsConfigurationException e)
+            catch (Exception e) when (e is KmsConfigurationException or UriFormatException or ArgumentException)
             {
+                // The region comes from the file, unauthenticated: anything it makes of the endpoint skips the entry.
                 outcomes[index] = $"skipped: {e.Message}";
                 failures.Add(new KeyProviderException(KeyProviderError.Unavailable, e.Message, e));
                 _options.Trace?.Invoke($"Unwrap {name}: {outcomes[index]}");

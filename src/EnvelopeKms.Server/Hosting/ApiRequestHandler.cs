@@ -113,17 +113,35 @@ internal sealed class ApiRequestHandler(OperationRegistry operations, RequestAut
 
     private static async Task<byte[]> ReadBody(HttpRequest request)
     {
+        // A declared length past the limit is refused before reading: Kestrel itself would throw for one past its
+        // own 30 MB limit on the first read, and that surfaced as a 500 InternalFailure (issue 18).
+        if (request.ContentLength > MaxBodyBytes)
+        {
+            throw BodyTooLarge();
+        }
         using var buffer = new MemoryStream();
         var chunk = new byte[16 * 1024];
         int read;
-        while ((read = await request.Body.ReadAsync(chunk, request.HttpContext.RequestAborted)) > 0)
+        try
         {
-            if (buffer.Length + read > MaxBodyBytes)
+            while ((read = await request.Body.ReadAsync(chunk, request.HttpContext.RequestAborted)) > 0)
             {
-                throw new KmsException(400, "ParseRequestParameterException", "Server parse parameters exception. Please check your input params.");
+                if (buffer.Length + read > MaxBodyBytes)
+                {
+                    throw BodyTooLarge();
+                }
+                buffer.Write(chunk, 0, read);
             }
-            buffer.Write(chunk, 0, read);
+        }
+        catch (BadHttpRequestException)
+        {
+            // A malformed body (bad chunking, fewer bytes than declared): the client's fault, not the server's.
+            throw BodyTooLarge();
         }
         return buffer.ToArray();
     }
+
+    /// <summary>The gateway's answer to parameters it cannot parse (the real limit and its error are not documented).</summary>
+    private static KmsException BodyTooLarge() =>
+        new(400, "ParseRequestParameterException", "Server parse parameters exception. Please check your input params.");
 }

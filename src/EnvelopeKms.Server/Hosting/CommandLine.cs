@@ -20,19 +20,26 @@ internal static class CommandLine
 
         Usage: dotnet EnvelopeKms.Server.dll --data-dir DIR [options]
 
-          --data-dir DIR              state directory (created 0700; state.json is 0600)   [./kms-data]
+          --data-dir DIR              state directory (a new one is created 0700; an existing one keeps
+                                      its mode, with a warning if others may enter it; state.json is 0600) [./kms-data]
           --port N                    TCP port, 0 = pick a free one                        [0]
           --bind ADDR                 IP address to listen on                             [127.0.0.1]
-          --access-key ID:SECRET      accepted AccessKey pair; repeatable. Without any (and without
-                                      ${AccessKeysVariable}=ID:SECRET,ID2:SECRET2) the development
-                                      pair {KmsServerOptions.DefaultAccessKeyId} / {KmsServerOptions.DefaultAccessKeySecret} is accepted
+                                      Not loopback: refused unless access keys are configured (and
+                                      never with the development pair).
+          --access-key-file FILE      accepted AccessKey pairs, one ID:SECRET a line (# comments);
+                                      or ${AccessKeysVariable}=ID:SECRET,ID2:SECRET2. Without any,
+                                      the development pair {KmsServerOptions.DefaultAccessKeyId} / {KmsServerOptions.DefaultAccessKeySecret} is accepted,
+                                      on loopback only, from every local user.
+          --access-key ID:SECRET      the same on the command line, repeatable: avoid it, since other
+                                      users can read a process's arguments (/proc/PID/cmdline, ps)
           --region ID                 region in ARNs                                        [cn-hangzhou]
           --account-id N              account id in ARNs                                    [1234567890123456]
           --sts-duration-seconds N    lifetime of AssumeRole credentials without DurationSeconds [3600]
           --exit-on-stdin-close       stop when standard input reaches end of file
           --enable-control            serve /__control/faults, /__control/stats, /__control/reset-stats
-          --admin-token TOKEN         require header X-EnvelopeKms-Admin-Token (or ${AdminTokenVariable});
-                                      without it control is loopback-only
+          --admin-token-file FILE     require header X-EnvelopeKms-Admin-Token with the token in FILE
+                                      (or ${AdminTokenVariable}); without one control is loopback-only
+          --admin-token TOKEN         the same on the command line (visible to other users: avoid)
           --throttle-rate R           share of calls throttled (0..1)
           --throttle-code CODE        Throttling.User (400) | Throttling (400) | Rejected.Throttling (429)
           --error-rate R              share of calls failing with 500/503
@@ -64,12 +71,14 @@ internal static class CommandLine
                 case "--port": options.Port = Int(flag, Value(), 0, 65535); break;
                 case "--bind": options.BindAddress = Value(); break;
                 case "--access-key": AddAccessKey(options, Value()); break;
+                case "--access-key-file": AddAccessKeysFromFile(options, Value()); break;
                 case "--region": options.Region = Value(); break;
                 case "--account-id": options.AccountId = Value(); break;
                 case "--sts-duration-seconds": options.StsDuration = TimeSpan.FromSeconds(Int(flag, Value(), 1, 86400 * 7)); break;
                 case "--exit-on-stdin-close": exitOnStdinClose = true; break;
                 case "--enable-control": options.EnableControl = true; break;
                 case "--admin-token": options.AdminToken = Value(); break;
+                case "--admin-token-file": options.AdminToken = ReadSecretFile(flag, Value()).Trim(); break;
                 case "--throttle-rate": faults = faults with { ThrottleRate = Rate(flag, Value()) }; break;
                 case "--throttle-code": faults = faults with { ThrottleCode = Value() }; break;
                 case "--error-rate": faults = faults with { ErrorRate = Rate(flag, Value()) }; break;
@@ -92,6 +101,40 @@ internal static class CommandLine
         faults.Validate();
         options.Faults = faults;
         return new CommandLineRequest(options, false, exitOnStdinClose);
+    }
+
+    /// <summary>One ID:SECRET a line; blank lines and lines starting with # are skipped. Errors name the line, never its text.</summary>
+    private static void AddAccessKeysFromFile(KmsServerOptions options, string path)
+    {
+        var lines = ReadSecretFile("--access-key-file", path).Split('\n');
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var line = lines[i].Trim();
+            if (line.Length == 0 || line.StartsWith('#'))
+            {
+                continue;
+            }
+            try
+            {
+                AddAccessKey(options, line);
+            }
+            catch (ArgumentException)
+            {
+                throw new ArgumentException($"--access-key-file {path}: line {i + 1} is not ID:SECRET.");
+            }
+        }
+    }
+
+    private static string ReadSecretFile(string flag, string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ArgumentException($"{flag}: cannot read '{path}': {e.Message}");
+        }
     }
 
     private static void AddAccessKey(KmsServerOptions options, string pair)

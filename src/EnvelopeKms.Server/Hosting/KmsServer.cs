@@ -27,6 +27,38 @@ public sealed class KmsServer : IAsyncDisposable
     /// <summary>The bound base URI, e.g. <c>http://127.0.0.1:41234/</c>; null before start.</summary>
     public Uri? Endpoint { get; private set; }
 
+    /// <summary>Things the operator should know about the configuration (printed by Program on stderr).</summary>
+    public IReadOnlyList<string> Warnings { get; private set; } = [];
+
+    private const UnixFileMode OpenToOthers = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+        | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+
+    /// <summary>
+    /// Outside loopback, only explicitly configured access keys, and never the published development pair: the
+    /// server holds every data key of the files wrapped under its keys, and testid/testsecret is in every README.
+    /// Checked before anything is created or bound.
+    /// </summary>
+    private static void RefuseUnsafeExposure(IPAddress bindAddress, KmsServerOptions options)
+    {
+        if (IPAddress.IsLoopback(bindAddress))
+        {
+            return;
+        }
+        if (options.AccessKeys.Count == 0)
+        {
+            throw new ArgumentException(
+                $"--bind {options.BindAddress} is not a loopback address, and no access keys are configured: the published development pair " +
+                $"{KmsServerOptions.DefaultAccessKeyId}/{KmsServerOptions.DefaultAccessKeySecret} is accepted on loopback only. Give keys with --access-key-file FILE " +
+                $"or {CommandLine.AccessKeysVariable}.", nameof(options));
+        }
+        if (options.AccessKeys.TryGetValue(KmsServerOptions.DefaultAccessKeyId, out var secret) && secret == KmsServerOptions.DefaultAccessKeySecret)
+        {
+            throw new ArgumentException(
+                $"--bind {options.BindAddress} is not a loopback address: the published development pair {KmsServerOptions.DefaultAccessKeyId}/... " +
+                "cannot be used there. Give other keys with --access-key-file FILE.", nameof(options));
+        }
+    }
+
     /// <summary>Starts listening and returns the bound URI (with the real port when 0 was asked for).</summary>
     public async Task<Uri> StartAsync(KmsServerOptions options, CancellationToken cancellationToken = default)
     {
@@ -38,6 +70,15 @@ public sealed class KmsServer : IAsyncDisposable
         if (!IPAddress.TryParse(options.BindAddress, out var bindAddress))
         {
             throw new ArgumentException($"--bind must be an IP address, not '{options.BindAddress}'.", nameof(options));
+        }
+        RefuseUnsafeExposure(bindAddress, options);
+        var warnings = new List<string>();
+        if (!OperatingSystem.IsWindows() && Directory.Exists(options.DataDirectory)
+            && (File.GetUnixFileMode(options.DataDirectory) & OpenToOthers) != 0)
+        {
+            var mode = File.GetUnixFileMode(options.DataDirectory);
+            warnings.Add($"Warning: the data directory {options.DataDirectory} is open to other users (mode {Convert.ToString((int)mode, 8).PadLeft(4, '0')}) " +
+                "and holds every key's material; it is left as it is. Use a new directory, or chmod 700 it.");
         }
         var handler = CreateHandler(options, out var control);
 
@@ -75,6 +116,7 @@ public sealed class KmsServer : IAsyncDisposable
             throw;
         }
         app = built;
+        Warnings = warnings;
 
         var address = built.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         Endpoint = new Uri(address.EndsWith('/') ? address : address + "/");

@@ -101,6 +101,6 @@ internal sealed partial class AliasOperations(KmsStateStore store, KeyResolver r
         return aliasName;
     }
 
-    [GeneratedRegex("^alias/[A-Za-z0-9_/-]{1,255}$")]
+    [GeneratedRegex(@"^alias/[A-Za-z0-9_/-]{1,255}\z")]
     private static partial Regex AliasNamePattern();
 }

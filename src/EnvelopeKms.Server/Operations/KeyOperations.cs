@@ -245,7 +245,7 @@ internal sealed partial class KeyOperations(KmsStateStore store, KeyResolver res
 
     internal static string Format(DateTimeOffset value) => value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
-    [GeneratedRegex("^([0-9]+)([dhms])$")]
+    [GeneratedRegex(@"^([0-9]+)([dhms])\z")]
     private static partial Regex RotationIntervalPattern();
 
     private sealed record FilterJson(string? Key, List<string>? Values);

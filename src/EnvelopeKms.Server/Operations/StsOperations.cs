@@ -57,9 +57,9 @@ internal sealed partial class StsOperations(CredentialStore credentials, Service
         return (BitConverter.ToUInt64(hash, 0) % 1_000_000_000_000_000_000UL).ToString("D18", System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    [GeneratedRegex("^acs:ram::(?<account>[0-9]+):role/(?<role>[A-Za-z0-9._-]{1,64})$", RegexOptions.IgnoreCase)]
+    [GeneratedRegex(@"^acs:ram::(?<account>[0-9]+):role/(?<role>[A-Za-z0-9._-]{1,64})\z", RegexOptions.IgnoreCase)]
     private static partial Regex RoleArnPattern();
 
-    [GeneratedRegex("^[A-Za-z0-9._@-]{2,64}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9._@-]{2,64}\z")]
     private static partial Regex SessionNamePattern();
 }

@@ -19,9 +19,9 @@ internal static class AtomicFile
             Directory.CreateDirectory(path);
             return;
         }
+        // A new directory is created owner-only. An existing one keeps its mode: it is the user's, possibly shared
+        // on purpose, and a silent chmod surprised (issue 18); KmsServer warns when it is open to others instead.
         Directory.CreateDirectory(path, OwnerOnlyDirectory);
-        // An existing directory keeps its mode on CreateDirectory; key material lives here, so tighten it.
-        File.SetUnixFileMode(path, OwnerOnlyDirectory);
     }
 
     public static void WriteAllText(string path, string contents)

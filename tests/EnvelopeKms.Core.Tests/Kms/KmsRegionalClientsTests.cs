@@ -94,6 +94,8 @@ public class KmsRegionalClientsTests
     [InlineData("Not A Region")]
     [InlineData("evil.example.com/x")]
     [InlineData("CN_SHANGHAI")]
+    [InlineData("cn-hangzhou\n")] // '$' matched before a final newline; then new Uri threw UriFormatException (issue 18)
+    [InlineData("cn-hangzhou\r\n")]
     public void ARegionOfNoStandardForm_HasNoEndpoint(string region)
     {
         // A file's entry cannot steer requests to a host of its choosing: only kms.<region-id>.aliyuncs.com.
