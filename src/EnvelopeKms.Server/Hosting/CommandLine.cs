@@ -27,6 +27,8 @@ internal static class CommandLine
                                       ${AccessKeysVariable}=ID:SECRET,ID2:SECRET2) the development
                                       pair {KmsServerOptions.DefaultAccessKeyId} / {KmsServerOptions.DefaultAccessKeySecret} is accepted
           --region ID                 region in ARNs                                        [cn-hangzhou]
+          --policy-file PATH          RAM policies per AccessKeyId / role ARN (JSON), enforced on every call;
+                                      principals it does not name are unrestricted
           --account-id N              account id in ARNs                                    [1234567890123456]
           --sts-duration-seconds N    lifetime of AssumeRole credentials without DurationSeconds [3600]
           --exit-on-stdin-close       stop when standard input reaches end of file
@@ -65,6 +67,7 @@ internal static class CommandLine
                 case "--bind": options.BindAddress = Value(); break;
                 case "--access-key": AddAccessKey(options, Value()); break;
                 case "--region": options.Region = Value(); break;
+                case "--policy-file": options.PolicyFile = Value(); break;
                 case "--account-id": options.AccountId = Value(); break;
                 case "--sts-duration-seconds": options.StsDuration = TimeSpan.FromSeconds(Int(flag, Value(), 1, 86400 * 7)); break;
                 case "--exit-on-stdin-close": exitOnStdinClose = true; break;
