@@ -141,7 +141,7 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
             DecryptResult decrypted;
             try
             {
-                decrypted = await client.DecryptAsync(entry.CiphertextBlob, context, cancellationToken).ConfigureAwait(false);
+                decrypted = await client.DecryptAsync(entry.CiphertextBlob, context, entry.KeyId, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is KmsException or CredentialsException)
             {
