@@ -106,6 +106,11 @@ Describe 'Least privilege per cmdlet (docs/production.md)' {
                 Prepare = { New-SealedFile $Keys.K1.KeyId }
                 Run = { param($s) Unprotect-EnvelopeFile -LiteralPath $s.Sealed }
                 Check = { param($s) (Get-FileHash -LiteralPath $s.Src).Hash | Should -Be $s.Hash } }
+            @{ Row = 'Unprotect-EnvelopeFile -AllowedKeyId alias/…'
+                Grants = @(@{ Action = 'kms:DescribeKey'; Resource = 'K1'; Named = 'the key alias/lp-read points to (acs:kms:cn-hangzhou:1234567890123456:key/<key-id of alias/lp-read>)' }, @{ Action = 'kms:Decrypt'; Resource = 'K1' })
+                Prepare = { Set-TestAlias alias/lp-read $Keys.K1.KeyId; New-SealedFile $Keys.K1.KeyId }
+                Run = { param($s) Unprotect-EnvelopeFile -LiteralPath $s.Sealed -AllowedKeyId alias/lp-read }
+                Check = { param($s) (Get-FileHash -LiteralPath $s.Src).Hash | Should -Be $s.Hash } }
             @{ Row = 'Test-EnvelopeFile'; Grants = @(@{ Action = 'kms:Decrypt'; Resource = 'K1' })
                 Prepare = { New-SealedFile $Keys.K1.KeyId }
                 # A file that does not authenticate is $false, not an error; the reason is in the verbose stream.
@@ -125,6 +130,11 @@ Describe 'Least privilege per cmdlet (docs/production.md)' {
                 Prepare = { New-SealedFile $Keys.K1.KeyId }
                 Run = { param($s) Convert-EnvelopeFile -LiteralPath $s.Sealed -To AlibabaSdk -KeyId $Keys.K2.KeyId }
                 Check = { param($s) (Get-EnvelopeFileInfo -LiteralPath $s.Sealed).Format | Should -Be 'AlibabaSdk' } }
+            @{ Row = 'Convert-EnvelopeFile -To AlibabaSdk -Destination'
+                Grants = @(@{ Action = 'kms:Decrypt'; Resource = 'K1' }, @{ Action = 'kms:DescribeKey'; Resource = 'K2' }, @{ Action = 'kms:GenerateDataKey'; Resource = 'K2' })
+                Prepare = { $s = New-SealedFile $Keys.K1.KeyId; $s.Out = Join-Path $s.Dir 'converted.sdk'; $s }
+                Run = { param($s) Convert-EnvelopeFile -LiteralPath $s.Sealed -To AlibabaSdk -KeyId $Keys.K2.KeyId -Destination $s.Out }
+                Check = { param($s) (Get-EnvelopeFileInfo -LiteralPath $s.Out).Format | Should -Be 'AlibabaSdk' } }
             @{ Row = 'Protect-KmsSecret'; Grants = @(@{ Action = 'kms:Encrypt'; Resource = 'K1' })
                 Prepare = { @{} }
                 Run = { param($s) Protect-KmsSecret -KeyId $Keys.K1.KeyId -Bytes ([byte[]](1, 2, 3)) }
