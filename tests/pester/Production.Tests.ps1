@@ -160,6 +160,40 @@ Describe 'docs/production.md' {
         Invoke-InSession (Convert-ToLocal $Text)
     }
 
+    It 'the rehearsal block (sh) starts a server that enforces its policy file' {
+        # Run as written, in a fresh folder, with the staged server in place of out/server (the block uses the repo layout).
+        $doc = Get-Content -LiteralPath (Join-Path $PSScriptRoot '../../docs/production.md') -Raw
+        $blocks = [regex]::Matches($doc, '(?s)```sh\r?\n(.*?)\r?\n```')
+        $blocks.Count | Should -Be 1 -Because 'this test knows one sh block; a new one needs a test of its own'
+        $script = $blocks[0].Groups[1].Value.Replace('out/server/EnvelopeKms.Server.dll', $ServerDll)
+        $dir = Join-Path $TestDrive 'rehearsal'
+        $null = New-Item -ItemType Directory -Path $dir
+        $psi = [Diagnostics.ProcessStartInfo]::new('/bin/bash')
+        foreach ($a in '-c', $script) { $psi.ArgumentList.Add($a) }
+        $psi.WorkingDirectory = $dir
+        $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true; $psi.UseShellExecute = $false
+        $process = [Diagnostics.Process]::Start($psi)
+        try {
+            $line = $process.StandardOutput.ReadLine()
+            $line -match 'listening on (http://\S+)' | Should -BeTrue -Because "the server's first line was: $line"
+            $endpoint = $Matches[1]
+            $null = $process.StandardError.ReadToEndAsync()
+            $admin = @{ Endpoint = $endpoint; Region = 'cn-hangzhou'; Credential = (Get-TestCredential 'admin-ak' 'admin-secret') }
+            $writer = @{ Endpoint = $endpoint; Region = 'cn-hangzhou'; Credential = (Get-TestCredential 'writer-ak' 'writer-secret') }
+            $rehearsalKey = New-KmsKey -Description 'rehearsal' @admin
+            $source = Join-Path $dir 'data.bin'
+            New-RandomFile -Path $source -Length 1000
+            Protect-EnvelopeFile -LiteralPath $source -KeyId $rehearsalKey.KeyId @writer
+            Test-Path -LiteralPath "$source.ekms" | Should -BeTrue
+            New-KmsKey -Description 'not allowed' @writer -ErrorAction SilentlyContinue -ErrorVariable refused
+            $refused[0].Exception.Message | Should -BeLike '*this needs kms:CreateKey on acs:kms:cn-hangzhou:1234567890123456:key (*'
+        }
+        finally {
+            $process.Kill($true)
+            $process.WaitForExit()
+        }
+    }
+
     Context 'what the blocks did' {
         It 'the writer was refused its own files, and told which grant that would need' {
             $denied = Get-SessionValue denied
