@@ -115,6 +115,30 @@ public partial class ServerProcessTests
     }
 
     [Fact]
+    public async Task A_bad_policy_file_fails_the_start_with_exit_code_1_naming_the_file_and_creating_nothing()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "ekms-proc-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var policyFile = Path.Combine(dir, "policies.json");
+            File.WriteAllText(policyFile, """{"AccessKeys":{"app":{"Version":"1","Statement":[{"Effect":"Allow","Action":"kms:*"}]}}}""");
+            using var process = Start("--port", "0", "--data-dir", Path.Combine(dir, "data"), "--policy-file", policyFile);
+            var output = await process.StandardOutput.ReadToEndAsync();
+            var error = await process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(1, process.ExitCode);
+            Assert.Equal("", output);
+            Assert.Contains($"{policyFile}: AccessKeys['app'], statement 1: Resource is required.", error);
+            Assert.False(Directory.Exists(Path.Combine(dir, "data")));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Unknown_flags_fail_with_exit_code_2()
     {
         using var process = Start("--no-such-flag");

@@ -199,10 +199,19 @@ public sealed class KmsClient : IDisposable
     }
 
     /// <summary>Decrypts a CiphertextBlob. The result owns the plaintext: dispose it to wipe.</summary>
-    public async Task<DecryptResult> DecryptAsync(string ciphertextBlob, IReadOnlyDictionary<string, string>? encryptionContext = null,
+    public Task<DecryptResult> DecryptAsync(string ciphertextBlob, IReadOnlyDictionary<string, string>? encryptionContext = null,
         CancellationToken cancellationToken = default)
+        => DecryptAsync(ciphertextBlob, encryptionContext, expectedKeyId: null, cancellationToken);
+
+    /// <summary>
+    /// Decrypts a CiphertextBlob that a file header says is under <paramref name="expectedKeyId"/>. The key id is not
+    /// sent (the blob names its key); it only lets a RAM refusal name the key to grant kms:Decrypt on.
+    /// </summary>
+    public async Task<DecryptResult> DecryptAsync(string ciphertextBlob, IReadOnlyDictionary<string, string>? encryptionContext,
+        string? expectedKeyId, CancellationToken cancellationToken = default)
     {
-        var call = new KmsRequest("Decrypt").Add("CiphertextBlob", RequireBlob(ciphertextBlob))
+        var call = new KmsRequest("Decrypt") { KeyHint = string.IsNullOrWhiteSpace(expectedKeyId) ? null : expectedKeyId.Trim() }
+            .Add("CiphertextBlob", RequireBlob(ciphertextBlob))
             .Add("EncryptionContext", KmsEncryptionContextJson.ToJson(encryptionContext));
         using var body = await _transport.SendAsync(call, cancellationToken).ConfigureAwait(false);
         var (fields, plaintext) = KmsResponseReader.ReadWithPlaintext(call.Action, body.WrittenSpan);

@@ -143,7 +143,7 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
             DecryptResult decrypted;
             try
             {
-                decrypted = await client.DecryptAsync(entry.CiphertextBlob, context, cancellationToken).ConfigureAwait(false);
+                decrypted = await client.DecryptAsync(entry.CiphertextBlob, context, entry.KeyId, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is KmsException or CredentialsException)
             {
@@ -248,8 +248,11 @@ public sealed class KmsDataKeyProvider : IDataKeyProvider, IDataKeyWrapper
         return Enumerable.Range(0, entries.Count).OrderBy(i => Unreachable(i) ? 1 : 0).ToList();
     }
 
+    /// <summary>An entry's outcome; a RAM refusal also says what to grant, since any one entry's grant would do.</summary>
     private static string Describe(KeyProviderException e)
-        => e.InnerException is KmsException k ? $"{e.Error}: {k.Code}" : e.Error.ToString();
+        => e.InnerException is KmsException k
+            ? $"{e.Error}: {k.Code}" + (k.RequiredPermission is { } needed ? $", needs {needed}" : "")
+            : e.Error.ToString();
 
     private static string RegionText(string region) => region.Length == 0 ? "region not recorded" : $"region {region}";
 

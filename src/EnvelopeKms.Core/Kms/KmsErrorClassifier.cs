@@ -51,6 +51,16 @@ public static class KmsErrorClassifier
         "Forbidden.KeyNotFound", "Forbidden.AliasNotFound", "Forbidden.KeyVersionNotFound", "Forbidden.ResourceNotFound",
     };
 
+    /// <summary>
+    /// RAM refused the call: the caller is authenticated but no policy allows this action on this resource. KMS
+    /// answers 403 <c>Forbidden.NoPermission</c> (its common error table); <c>Forbidden.RAM</c> and
+    /// <c>NoPermission</c> are the gateway's spellings in other Alibaba Cloud products.
+    /// </summary>
+    public static bool IsPermissionDenied(string code)
+        => code.Equals("Forbidden.NoPermission", StringComparison.OrdinalIgnoreCase)
+           || code.Equals("Forbidden.RAM", StringComparison.OrdinalIgnoreCase)
+           || code.Equals("NoPermission", StringComparison.OrdinalIgnoreCase);
+
     public static bool IsThrottling(string code)
         => code.Equals("Throttling", StringComparison.OrdinalIgnoreCase)
            || code.StartsWith("Throttling.", StringComparison.OrdinalIgnoreCase)

@@ -56,6 +56,12 @@ public sealed class KmsException : Exception
     /// </summary>
     public string? ClientStringToSign { get; internal set; }
 
+    /// <summary>
+    /// For a RAM denial (<see cref="KmsErrorClassifier.IsPermissionDenied"/>): the action and resources the call
+    /// needed, which the message also states ("this needs kms:Decrypt on acs:kms:…").
+    /// </summary>
+    public KmsRequiredPermission? RequiredPermission { get; internal set; }
+
     public bool IsRetryable => KmsErrorClassifier.IsRetryable(this);
 
     public bool IsClockSkew => Kind == KmsErrorKind.Service && KmsErrorClassifier.IsClockSkew(Code);

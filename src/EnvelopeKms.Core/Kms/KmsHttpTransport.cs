@@ -252,7 +252,7 @@ internal sealed class KmsHttpTransport : IDisposable
     /// <summary>Turns an error body (<c>{"Code","Message","RequestId",...}</c>) into a <see cref="KmsException"/>.</summary>
     internal KmsException ParseError(KmsRequest request, int status, ReadOnlySpan<byte> body, string? clientStringToSign)
     {
-        string? code = null, message = null, requestId = null;
+        string? code = null, message = null, requestId = null, deniedAccount = null;
         try
         {
             var reader = new Utf8JsonReader(body);
@@ -262,6 +262,11 @@ internal sealed class KmsHttpTransport : IDisposable
                 {
                     string name = reader.GetString()!;
                     reader.Read();
+                    if (reader.TokenType == JsonTokenType.StartObject && name.Equals("AccessDeniedDetail", StringComparison.OrdinalIgnoreCase))
+                    {
+                        deniedAccount = ReadPrincipalOwner(ref reader);
+                        continue;
+                    }
                     if (reader.TokenType != JsonTokenType.String) { reader.Skip(); continue; }
                     if (name.Equals("Code", StringComparison.OrdinalIgnoreCase)) code = reader.GetString();
                     else if (name.Equals("Message", StringComparison.OrdinalIgnoreCase)) message = ReadSanitisedMessage(ref reader);
@@ -281,7 +286,14 @@ internal sealed class KmsHttpTransport : IDisposable
         }
 
         string text;
-        if (KmsErrorClassifier.IsClockSkew(code))
+        KmsRequiredPermission? needed = null;
+        if (KmsErrorClassifier.IsPermissionDenied(code))
+        {
+            // Said as the fix: which action on which resource to grant, from the request we made.
+            needed = KmsRequiredPermission.For(request, _options.Endpoint.RegionId, deniedAccount);
+            text = $"KMS {request.Action} was refused by RAM: this needs {needed} ({code}, HTTP {status}" + (message is null ? ")." : $": {message.TrimEnd('.')}).");
+        }
+        else if (KmsErrorClassifier.IsClockSkew(code))
         {
             text = $"KMS {request.Action} failed: {code} (HTTP {status}). The request timestamp was rejected, which means the local clock " +
                    $"is skewed: this machine's UTC time is {_options.TimeProvider.GetUtcNow():yyyy-MM-ddTHH:mm:ssZ} and KMS accepts only " +
@@ -294,7 +306,30 @@ internal sealed class KmsHttpTransport : IDisposable
         if (requestId is not null) text += $" RequestId: {requestId}.";
         var exception = new KmsException(request.Action, KmsErrorKind.Service, code, text, status, requestId, message);
         if (code.Equals("SignatureDoesNotMatch", StringComparison.OrdinalIgnoreCase)) exception.ClientStringToSign = clientStringToSign;
+        exception.RequiredPermission = needed;
         return exception;
+    }
+
+    /// <summary>
+    /// Reads <c>AccessDeniedDetail</c> (the object the gateway adds to a RAM denial) for the one field the message
+    /// uses, the caller's account id, which completes the ARN of a key the request named by id. Only an account id
+    /// of digits is taken: the body is the server's, and its text must not be able to shape our message freely.
+    /// </summary>
+    private static string? ReadPrincipalOwner(ref Utf8JsonReader reader)
+    {
+        string? owner = null;
+        int depth = reader.CurrentDepth;
+        while (reader.Read() && !(reader.TokenType == JsonTokenType.EndObject && reader.CurrentDepth == depth))
+        {
+            if (reader.TokenType != JsonTokenType.PropertyName || reader.CurrentDepth != depth + 1) continue;
+            bool isOwner = reader.ValueTextEquals("AuthPrincipalOwnerId"u8);
+            reader.Read();
+            if (isOwner && reader.TokenType == JsonTokenType.String && reader.GetString() is { Length: > 0 and <= 32 } value && value.All(char.IsAsciiDigit))
+                owner = value;
+            else if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
+                reader.Skip();
+        }
+        return owner;
     }
 
     /// <summary>

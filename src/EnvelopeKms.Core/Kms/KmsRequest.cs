@@ -15,6 +15,12 @@ internal sealed class KmsRequest
 
     public bool HasSecret => Parameters.Any(p => p.IsSecret);
 
+    /// <summary>
+    /// The key a Decrypt's CiphertextBlob is believed to be under (from a file header). Never sent: it only names the
+    /// resource when RAM refuses the call, since the blob itself does not say which key it is.
+    /// </summary>
+    public string? KeyHint { get; init; }
+
     public KmsRequest Add(string name, string? value)
     {
         if (value is not null) Parameters.Add(AcsParameter.Text(name, value));

@@ -64,6 +64,14 @@ public sealed class NewKmsKeyCommand : KmsKeyCmdlet
     [Parameter]
     public Hashtable? Tag { get; set; }
 
+    /// <summary>
+    /// The KMS instance (KMS 3.0, <c>kst-…</c>) to create the key in. The call still goes to the shared gateway
+    /// (kms.&lt;region&gt;.aliyuncs.com or its VPC endpoint), so the same RAM policies and endpoints apply.
+    /// </summary>
+    [Parameter]
+    [ValidatePattern("^kst-[A-Za-z0-9]+$")]
+    public string? DKMSInstanceId { get; set; }
+
     protected override void EndProcessing()
     {
         if (!ShouldProcess(Description ?? "new key", $"Create KMS key ({KeySpec})")) return;
@@ -75,6 +83,7 @@ public sealed class NewKmsKeyCommand : KmsKeyCmdlet
             ProtectionLevel = ProtectionLevel,
             EnableAutomaticRotation = RotationInterval is null ? null : true,
             RotationInterval = RotationInterval,
+            DKMSInstanceId = DKMSInstanceId,
             Tags = Tag?.Cast<DictionaryEntry>().ToDictionary(e => LanguagePrimitives.ConvertTo<string>(e.Key), e => LanguagePrimitives.ConvertTo<string>(e.Value)),
         };
         KeyMetadata? key = null;

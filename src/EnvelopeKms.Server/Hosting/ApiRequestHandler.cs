@@ -11,7 +11,7 @@ namespace EnvelopeKms.Server.Hosting;
 /// One API call end to end: read the request, find the action, authenticate, apply injected
 /// faults, run the operation, answer in the gateway's JSON shape, and count the outcome.
 /// </summary>
-internal sealed class ApiRequestHandler(OperationRegistry operations, RequestAuthenticator authenticator, FaultInjector faults, OperationStats stats)
+internal sealed class ApiRequestHandler(OperationRegistry operations, RequestAuthenticator authenticator, RamAuthorizer? authorizer, FaultInjector faults, OperationStats stats)
 {
     /// <summary>Bodies are small form posts; anything bigger is not a KMS request.</summary>
     private const int MaxBodyBytes = 1 << 20;
@@ -43,7 +43,9 @@ internal sealed class ApiRequestHandler(OperationRegistry operations, RequestAut
                 throw KmsErrors.InvalidVersion();
             }
             var handler = operations.Find(version, action) ?? throw KmsErrors.ActionNotFound();
-            authenticator.Authenticate(request);
+            var caller = authenticator.Authenticate(request);
+            // RAM policies, when a policy file is given; like the gateway, before throttling and the operation.
+            authorizer?.Authorize(caller, version, action, request, context.Connection.RemoteIpAddress, context.Request.IsHttps);
 
             var fault = faults.Decide(action);
             if (fault.Delay > TimeSpan.Zero)

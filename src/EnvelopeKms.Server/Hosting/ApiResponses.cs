@@ -28,6 +28,10 @@ internal static class ApiResponses
             ["Message"] = error.Message,
             ["Recommend"] = $"https://api.aliyun.com/troubleshoot?q={Uri.EscapeDataString(error.Code)}&product={product}&requestId={requestId}",
         };
+        if (error.AccessDeniedDetail is { } detail)
+        {
+            body["AccessDeniedDetail"] = detail.DeepClone();
+        }
         return Write(context, error.HttpStatus, requestId, body);
     }
 

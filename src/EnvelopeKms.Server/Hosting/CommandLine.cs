@@ -33,6 +33,8 @@ internal static class CommandLine
           --access-key ID:SECRET      the same on the command line, repeatable: avoid it, since other
                                       users can read a process's arguments (/proc/PID/cmdline, ps)
           --region ID                 region in ARNs                                        [cn-hangzhou]
+          --policy-file PATH          RAM policies per AccessKeyId / role ARN (JSON), enforced on every call;
+                                      principals it does not name are unrestricted
           --account-id N              account id in ARNs                                    [1234567890123456]
           --sts-duration-seconds N    lifetime of AssumeRole credentials without DurationSeconds [3600]
           --exit-on-stdin-close       stop when standard input reaches end of file
@@ -73,6 +75,7 @@ internal static class CommandLine
                 case "--access-key": AddAccessKey(options, Value()); break;
                 case "--access-key-file": AddAccessKeysFromFile(options, Value()); break;
                 case "--region": options.Region = Value(); break;
+                case "--policy-file": options.PolicyFile = Value(); break;
                 case "--account-id": options.AccountId = Value(); break;
                 case "--sts-duration-seconds": options.StsDuration = TimeSpan.FromSeconds(Int(flag, Value(), 1, 86400 * 7)); break;
                 case "--exit-on-stdin-close": exitOnStdinClose = true; break;

@@ -137,6 +137,8 @@ public sealed class KmsServer : IAsyncDisposable
     private static ApiRequestHandler CreateHandler(KmsServerOptions options, out ControlEndpoint control)
     {
         var time = options.Time;
+        // First, so that a bad policy file stops the start before anything is created on disk.
+        var policyFile = options.PolicyFile is { } policyPath ? new RamPolicyFile(policyPath, Console.Error) : null;
         var identity = new ServiceIdentity(options.Region, options.AccountId);
         var store = new KmsStateStore(options.DataDirectory, time);
         var resolver = new KeyResolver(identity);
@@ -153,7 +155,8 @@ public sealed class KmsServer : IAsyncDisposable
         var faults = new FaultInjector(options.Faults);
         var stats = new OperationStats();
         control = new ControlEndpoint(faults, stats, options.EnableControl, options.AdminToken);
-        return new ApiRequestHandler(registry, authenticator, faults, stats);
+        var authorizer = policyFile is null ? null : new RamAuthorizer(policyFile, store, identity, time);
+        return new ApiRequestHandler(registry, authenticator, authorizer, faults, stats);
     }
 
     /// <summary>A host lifetime that neither waits for nor listens to console signals.</summary>

@@ -46,6 +46,12 @@ public sealed class KmsServerOptions
     /// </summary>
     public string? AdminToken { get; set; }
 
+    /// <summary>
+    /// A JSON file of RAM policies per AccessKeyId and per role ARN (see docs/local-kms-server.md, "RAM policies");
+    /// re-read when it changes. Null: every accepted AccessKey may call every action, as before.
+    /// </summary>
+    public string? PolicyFile { get; set; }
+
     /// <summary>The clock; tests substitute one they can move to expire tokens and timestamps.</summary>
     public TimeProvider Time { get; set; } = TimeProvider.System;
 

@@ -47,6 +47,14 @@ internal static class KmsErrors
     public static KmsException UnsupportedHttpMethod() =>
         new(403, "UnsupportedHTTPMethod", "This http method is not supported.");
 
+    /// <summary>
+    /// A RAM denial: the code, status and message of KMS's common error table ("Forbidden.NoPermission", 403,
+    /// "This operation is forbidden by permission system."), with the AccessDeniedDetail object the POP gateway
+    /// adds and the SDKs read (AuthAction, NoPermissionType, ...).
+    /// </summary>
+    public static KmsException NoPermission(System.Text.Json.Nodes.JsonObject accessDeniedDetail) =>
+        new(403, "Forbidden.NoPermission", "This operation is forbidden by permission system.") { AccessDeniedDetail = accessDeniedDetail };
+
     // Parameter errors.
     public static KmsException MissingParameter(string name) =>
         new(400, "MissingParameter", $"The parameter \"{name}\" is needed but not provided.");

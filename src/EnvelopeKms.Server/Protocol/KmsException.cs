@@ -10,4 +10,7 @@ internal sealed class KmsException(int httpStatus, string code, string message) 
     public int HttpStatus { get; } = httpStatus;
 
     public string Code { get; } = code;
+
+    /// <summary>For a RAM denial: the <c>AccessDeniedDetail</c> object added to the error body.</summary>
+    public System.Text.Json.Nodes.JsonObject? AccessDeniedDetail { get; init; }
 }

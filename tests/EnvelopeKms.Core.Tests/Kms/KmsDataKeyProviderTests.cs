@@ -45,6 +45,20 @@ public class KmsDataKeyProviderTests
     private static int Decrypts(LocalHttpServer s) => s.Requests.Count(r => r.Header("x-acs-action") == "Decrypt");
 
     [Fact]
+    public async Task A_RAM_refusal_of_every_entry_names_the_grant_each_would_need()
+    {
+        await using var kms = FakeKms(decrypt: _ => new StubResponse(403,
+            "{\"RequestId\":\"r\",\"Code\":\"Forbidden.NoPermission\",\"Message\":\"This operation is forbidden by permission system.\",\"AccessDeniedDetail\":{\"AuthPrincipalOwnerId\":\"1234\"}}"));
+        using var client = TestClients.For(kms);
+        var e = await Assert.ThrowsAsync<KeyProviderException>(() =>
+            new KmsDataKeyProvider(client).DecryptDataKeyAsync(new[] { Entry("k1"), Entry("k2") }, Context, CancellationToken.None));
+        Assert.Equal(KeyProviderError.Refused, e.Error);
+        Assert.Contains("entry 1 'k1' (region cn-test): Refused: Forbidden.NoPermission, needs kms:Decrypt on acs:kms:cn-test:1234:key/k1 at", e.Message);
+        Assert.Contains("entry 2 'k2' (region cn-test): Refused: Forbidden.NoPermission, needs kms:Decrypt on acs:kms:cn-test:1234:key/k2 at", e.Message);
+        Assert.Equal("kms:Decrypt", Assert.IsType<KmsException>(e.InnerException).RequiredPermission!.Action);
+    }
+
+    [Fact]
     public async Task Generate_WrapsOneDataKeyUnderEveryKey()
     {
         await using var kms = FakeKms();
