@@ -115,7 +115,7 @@ public static class KmsErrorClassifier
         if (IsNotFound(code)) return KmsErrorClass.NotFound;
         if (code.EndsWith("AlreadyExists", StringComparison.OrdinalIgnoreCase) || code.StartsWith("EntityAlreadyExists", StringComparison.OrdinalIgnoreCase))
             return KmsErrorClass.AlreadyExists;
-        if (code.StartsWith("Rejected", StringComparison.OrdinalIgnoreCase) || code.StartsWith("Forbidden", StringComparison.OrdinalIgnoreCase))
+        if (IsPermissionDenied(code) || code.StartsWith("Rejected", StringComparison.OrdinalIgnoreCase) || code.StartsWith("Forbidden", StringComparison.OrdinalIgnoreCase))
             return KmsErrorClass.Refused;
         if (code.StartsWith("Invalid", StringComparison.OrdinalIgnoreCase) || code.StartsWith("Missing", StringComparison.OrdinalIgnoreCase))
             return KmsErrorClass.InvalidRequest;

@@ -77,6 +77,7 @@ public sealed class ErrorMapperTests
     [InlineData("Forbidden.AliasNotFound", "KmsKeyNotFound")]
     [InlineData("Rejected.Disabled", "KmsRefused")]
     [InlineData("Forbidden.NoPermission", "KmsRefused")]
+    [InlineData("NoPermission", "KmsRefused")] // a RAM denial in the gateway's other spelling (KmsErrorClassifier.IsPermissionDenied)
     [InlineData("Rejected.Throttling", "KmsRefused")]
     [InlineData("InvalidParameter", "KmsInvalidParameter")]
     [InlineData("MissingParameter", "KmsInvalidParameter")]
