@@ -7,8 +7,9 @@
     One entry point with named tasks (the PSToml/PSOpenAD layout):
 
       Build    compile the solution and stage the module folder under out/EnvelopeKms
-      Test     Build, then run every suite (xunit, Node.js interop, Pester) and print
-               one totals line: "Tests: N passed, N failed"
+      Test     Build, then run every suite (xunit, Node.js interop, then Pester and the demo's round trip on
+               PowerShell 7.6 / .NET 10 and on PowerShell 7.4 LTS / .NET 8) and print one totals line:
+               "Tests: N passed, N failed"
       Demo     Build, then run the whole envelope flow on the local KMS server
       Bench    Build, then run the benchmark against its peers (see docs/performance.md)
       Package  Build, then produce the .nupkg a Gallery publish would upload
@@ -44,6 +45,7 @@ $RepoRoot = $PSScriptRoot
 $OutRoot = Join-Path $RepoRoot 'out'
 $StagedModule = Join-Path $OutRoot 'EnvelopeKms'
 $TestResults = Join-Path $OutRoot 'TestResults'
+$Pwsh74Project = Join-Path $RepoRoot 'tests/hosts/pwsh74/pwsh74.csproj'
 
 function Invoke-Native {
     # Runs a native command and fails the build when it fails.
@@ -134,9 +136,76 @@ function Install-TestPrerequisite {
     if ($env:ENVELOPEKMS_PREREQUISITES_NOTE) { Write-Warning "$($env:ENVELOPEKMS_PREREQUISITES_NOTE); the suites that need them will fail." }
 }
 
+function Get-Pwsh74 {
+    # PowerShell 7.4 LTS on .NET 8 (tests/hosts/pwsh74): the oldest release the manifest claims, built from NuGet
+    # because no 7.4 dotnet tool is served. It is published self-contained into a cache outside the repository, so a
+    # clean clone on the same machine (a CI rerun) reuses it; the key hashes the host's folder and the .NET SDK
+    # version (which picks the .NET 8 runtime pack), so any change to either publishes a new one. Returns its pwsh.
+    $projectDir = Split-Path $Pwsh74Project
+    $sdk = "$(& dotnet --version)".Trim()
+    $hash = [System.Security.Cryptography.IncrementalHash]::CreateHash([System.Security.Cryptography.HashAlgorithmName]::SHA256)
+    try {
+        foreach ($file in Get-ChildItem -LiteralPath $projectDir -File | Sort-Object Name) {
+            $hash.AppendData([Text.Encoding]::UTF8.GetBytes("$($file.Name)`n"))
+            $hash.AppendData([IO.File]::ReadAllBytes($file.FullName))
+        }
+        $hash.AppendData([Text.Encoding]::UTF8.GetBytes("dotnet sdk $sdk`n"))
+        $key = [Convert]::ToHexString($hash.GetHashAndReset()).Substring(0, 16).ToLowerInvariant()
+    }
+    finally { $hash.Dispose() }
+    $cacheRoot = $env:ENVELOPEKMS_HOST_CACHE
+    if (-not $cacheRoot) {
+        $base = $env:XDG_CACHE_HOME
+        if (-not $base) { $base = Join-Path ([Environment]::GetFolderPath('UserProfile')) '.cache' }
+        $cacheRoot = Join-Path $base 'envelopekms/hosts'
+    }
+    $dir = Join-Path $cacheRoot "pwsh74-$key"
+    # The marker is written last, after the host proved itself, and the folder appears by one rename: a folder
+    # without it is never used.
+    $marker = Join-Path $dir '.envelopekms-host'
+    if (Test-Path -LiteralPath $marker) {
+        Write-Host "   PowerShell 7.4 host: $dir (cached)"
+        return (Join-Path $dir 'pwsh')
+    }
+    Write-Host "== Publishing the PowerShell 7.4 host (tests/hosts/pwsh74) into $dir" -ForegroundColor Cyan
+    $null = New-Item -ItemType Directory -Force -Path $cacheRoot
+    $staging = Join-Path $cacheRoot ".pwsh74-$key.$PID.tmp" # beside $dir: the move below is a rename
+    if (Test-Path -LiteralPath $staging) { Remove-Item -LiteralPath $staging -Recurse -Force }
+    try {
+        Invoke-Native dotnet @('publish', $Pwsh74Project, '-c', 'Release', '-o', $staging, '--nologo', '-v', 'quiet', '-clp:ErrorsOnly')
+        $reported = "$(& (Join-Path $staging 'pwsh') -NoProfile -NonInteractive -Command '"$($PSVersionTable.PSVersion) $([Environment]::Version)"')".Trim()
+        if ($LASTEXITCODE -ne 0 -or $reported -notmatch '^7\.4\.\d+ 8\.0\.\d+$') {
+            throw "the published host reports '$reported' (exit $LASTEXITCODE), not PowerShell 7.4 on .NET 8"
+        }
+        Set-Content -LiteralPath (Join-Path $staging '.envelopekms-host') -Value $reported
+        if (Test-Path -LiteralPath $dir) { Remove-Item -LiteralPath $dir -Recurse -Force } # left without its marker
+        try { [IO.Directory]::Move($staging, $dir) }
+        catch [IO.IOException] {
+            # Another run (another clone on this machine) published the same key meanwhile: use that one.
+            if (-not (Test-Path -LiteralPath $marker)) { throw }
+        }
+    }
+    finally { if (Test-Path -LiteralPath $staging) { Remove-Item -LiteralPath $staging -Recurse -Force } }
+    Join-Path $dir 'pwsh'
+}
+
+function Invoke-Pwsh {
+    # Runs one pwsh of the test matrix (its command line in $Command) with a module path of its own: PSModulePath is
+    # inherited, and a 7.4 started from this 7.6 would otherwise find 7.6's bundled modules (PSResourceGet,
+    # ThreadJob, PSReadLine...), which a real 7.4 does not have. Returns its output, stderr included.
+    param([string[]] $Command, [string[]] $ArgumentList)
+    $saved = $env:PSModulePath
+    $env:PSModulePath = $null
+    Push-Location $RepoRoot # dotnet finds the pwsh local tool from the repo's manifest
+    $argv = @($Command | Select-Object -Skip 1) + @($ArgumentList)
+    try { & $Command[0] @argv 2>&1 }
+    finally { Pop-Location; $env:PSModulePath = $saved }
+}
+
 function Invoke-Test {
     $totals = [ordered]@{ Passed = 0; Failed = 0 }
     $suiteFailures = [System.Collections.Generic.List[string]]::new()
+    $counts = [System.Collections.Generic.List[string]]::new() # one line per PowerShell, repeated before the totals
     if (Test-Path $TestResults) { Remove-Item $TestResults -Recurse -Force }
     $null = New-Item -ItemType Directory -Path $TestResults
 
@@ -182,16 +251,48 @@ function Invoke-Test {
         }
     }
 
-    # 3. Pester: the module as users run it, in a fresh pwsh importing the staged module.
+    # 3. Pester and the demo's round trip: the module as users run it, in a fresh pwsh importing the staged module,
+    #    on each PowerShell the manifest supports: 7.6 on .NET 10 (the dotnet local tool) and 7.4 LTS on .NET 8.
     $pesterTests = Join-Path $RepoRoot 'tests/pester'
-    if (Get-ChildItem -LiteralPath $pesterTests -Filter '*.Tests.ps1' -ErrorAction SilentlyContinue) {
-        Install-TestPrerequisite
-        Write-Host '== pester: tests/pester' -ForegroundColor Cyan
-        Invoke-Native dotnet @('restore', (Join-Path $RepoRoot 'tests/tools/TestTools.csproj'), '--nologo', '-v', 'quiet')
-        $pester = Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages/pester/5.7.1/tools/Pester.psd1'
-        if ($env:NUGET_PACKAGES) { $pester = Join-Path $env:NUGET_PACKAGES 'pester/5.7.1/tools/Pester.psd1' }
-        $resultFile = Join-Path $TestResults 'pester.xml'
-        $runner = @"
+    Install-TestPrerequisite
+    Invoke-Native dotnet @('restore', (Join-Path $RepoRoot 'tests/tools/TestTools.csproj'), '--nologo', '-v', 'quiet')
+    $pester = Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages/pester/5.7.1/tools/Pester.psd1'
+    if ($env:NUGET_PACKAGES) { $pester = Join-Path $env:NUGET_PACKAGES 'pester/5.7.1/tools/Pester.psd1' }
+    $env:ENVELOPEKMS_MODULE = $StagedModule
+    $env:ENVELOPEKMS_SERVER = Join-Path $OutRoot 'server/EnvelopeKms.Server.dll'
+    $pwshList = [System.Collections.Generic.List[object]]::new()
+    $pwshList.Add(@('dotnet', 'pwsh'))
+    try { $pwshList.Add(@(Get-Pwsh74)) }
+    catch {
+        Write-Host "   the PowerShell 7.4 host could not be built: $_" -ForegroundColor Red
+        $suiteFailures.Add('PowerShell 7.4 (host not built)'); $totals.Failed++
+    }
+    foreach ($pwsh in $pwshList) {
+        $about = "$(Invoke-Pwsh $pwsh @('-NoProfile', '-NonInteractive', '-Command', '"$($PSVersionTable.PSVersion) $([Environment]::Version)"'))".Trim()
+        if ($about -notmatch '^(\d+)\.(\d+)\.\d+\S* (\d+\.\d+\.\d+)') {
+            Write-Host "   $($pwsh -join ' ') did not start: $about" -ForegroundColor Red
+            $suiteFailures.Add($pwsh -join ' '); $totals.Failed++
+            continue
+        }
+        $short = "$($Matches[1]).$($Matches[2])"
+        $name = "PowerShell $($about -replace ' ', ' / .NET ')"
+        $mine = [ordered]@{ Passed = 0; Failed = 0 }
+
+        Write-Host "== demo round trip: tools/Demo.ps1 on $name" -ForegroundColor Cyan
+        $demoOut = @(Invoke-Pwsh $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $RepoRoot 'tools/Demo.ps1'),
+                '-ModulePath', $StagedModule, '-ServerPath', $env:ENVELOPEKMS_SERVER, '-WorkPath', (Join-Path $OutRoot "demo-$short")) | ForEach-Object { "$_" })
+        $complete = $demoOut | Where-Object { $_ -match '^Demo complete: ' } | Select-Object -Last 1
+        if ($LASTEXITCODE -eq 0 -and $complete) { $mine.Passed++; Write-Host "   $complete" }
+        else {
+            $mine.Failed++
+            $demoOut | Select-Object -Last 25 | Write-Host
+            Write-Host "   demo: failed (exit $LASTEXITCODE)" -ForegroundColor Red
+        }
+
+        if (Get-ChildItem -LiteralPath $pesterTests -Filter '*.Tests.ps1' -ErrorAction SilentlyContinue) {
+            Write-Host "== pester: tests/pester on $name" -ForegroundColor Cyan
+            $resultFile = Join-Path $TestResults "pester-$short.xml"
+            $runner = @"
 `$ErrorActionPreference = 'Stop'
 Import-Module '$pester'
 `$config = New-PesterConfiguration
@@ -204,18 +305,20 @@ Import-Module '$pester'
 `$r = Invoke-Pester -Configuration `$config
 "PESTER-TOTALS `$(`$r.PassedCount) `$(`$r.FailedCount + `$r.FailedBlocksCount + `$r.FailedContainersCount)"
 "@
-        $env:ENVELOPEKMS_MODULE = $StagedModule
-        $env:ENVELOPEKMS_SERVER = Join-Path $OutRoot 'server/EnvelopeKms.Server.dll'
-        $pwshOut = & dotnet pwsh -NoProfile -NonInteractive -Command $runner 2>&1
-        $pwshOut | ForEach-Object { "$_" } | Where-Object { $_ -notmatch '^PESTER-TOTALS' } | Write-Host
-        $line = $pwshOut | ForEach-Object { "$_" } | Where-Object { $_ -match '^PESTER-TOTALS' } | Select-Object -Last 1
-        if ($line) {
-            $parts = $line -split ' '
-            $totals.Passed += [int] $parts[1]; $totals.Failed += [int] $parts[2]
-            Write-Host "   pester: $($parts[1]) passed, $($parts[2]) failed"
+            $pwshOut = Invoke-Pwsh $pwsh @('-NoProfile', '-NonInteractive', '-Command', $runner)
+            $pwshOut | ForEach-Object { "$_" } | Where-Object { $_ -notmatch '^PESTER-TOTALS' } | Write-Host
+            $line = $pwshOut | ForEach-Object { "$_" } | Where-Object { $_ -match '^PESTER-TOTALS' } | Select-Object -Last 1
+            if ($line) {
+                $parts = $line -split ' '
+                $mine.Passed += [int] $parts[1]; $mine.Failed += [int] $parts[2]
+                Write-Host "   pester: $($parts[1]) passed, $($parts[2]) failed"
+            }
+            else { $suiteFailures.Add("pester ($name)"); $mine.Failed++ }
         }
-        else { $suiteFailures.Add('pester'); $totals.Failed++ }
+        $totals.Passed += $mine.Passed; $totals.Failed += $mine.Failed
+        $counts.Add("   ${name}: $($mine.Passed) passed, $($mine.Failed) failed (Pester and the demo's round trip)")
     }
+    foreach ($c in $counts) { Write-Host $c }
 
     if ($suiteFailures.Count) { Write-Host "Suites that did not report results: $($suiteFailures -join ', ')" -ForegroundColor Red }
     Write-Host "Tests: $($totals.Passed) passed, $($totals.Failed) failed"

@@ -225,6 +225,31 @@ try {
     # alike). So wait until, over two 150 ms windows in a row, the machine was < 10 % busy (/proc/stat; steal time is
     # not busy) and this process used < 10 ms of CPU; give up after 5 s and count it. (Not in -Short.)
     $Self = [Diagnostics.Process]::GetCurrentProcess()
+    # CPU time of this process, every thread, in seconds. On .NET 8 (PowerShell 7.4) Process.TotalProcessorTime counts
+    # whole clock ticks on Linux (10 ms), so a small timed run read 0; there clock_gettime(CLOCK_PROCESS_CPUTIME_ID)
+    # gives nanoseconds. The .NET 10 under PowerShell 7.6 is already that fine, without compiling anything.
+    if ([Environment]::Version.Major -ge 10) {
+        function Get-ProcessCpuSeconds { $Self.Refresh(); $Self.TotalProcessorTime.TotalSeconds }
+    }
+    else {
+        Add-Type -TypeDefinition @'
+public static class EnvelopeKmsBenchCpu
+{
+    private struct Timespec { public long Seconds; public long Nanoseconds; }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int clock_gettime(int clockId, out Timespec value);
+
+    public static double ProcessSeconds()
+    {
+        // 2 = CLOCK_PROCESS_CPUTIME_ID on Linux.
+        if (clock_gettime(2, out var t) != 0) { throw new System.ComponentModel.Win32Exception(); }
+        return t.Seconds + t.Nanoseconds / 1e9;
+    }
+}
+'@
+        function Get-ProcessCpuSeconds { [EnvelopeKmsBenchCpu]::ProcessSeconds() }
+    }
     $QuietTimeouts = 0
     function Get-CpuSample {
         if (-not (Test-Path /proc/stat)) { return $null }
@@ -235,11 +260,11 @@ try {
         if ($Short) { return } # a smoke test of the script: its timings mean nothing
         $sw = [Diagnostics.Stopwatch]::StartNew(); $quiet = 0
         while ($sw.ElapsedMilliseconds -lt 5000) {
-            $a = Get-CpuSample; $Self.Refresh(); $p0 = $Self.TotalProcessorTime
+            $a = Get-CpuSample; $p0 = Get-ProcessCpuSeconds
             [Threading.Thread]::Sleep(150)
-            $b = Get-CpuSample; $Self.Refresh(); $p1 = $Self.TotalProcessorTime
+            $b = Get-CpuSample; $p1 = Get-ProcessCpuSeconds
             $machineQuiet = -not $a -or ($b.All -gt $a.All -and ($b.Busy - $a.Busy) / ($b.All - $a.All) -lt 0.1)
-            if ($machineQuiet -and ($p1 - $p0).TotalMilliseconds -lt 10) { if (++$quiet -ge 2) { return } } else { $quiet = 0 }
+            if ($machineQuiet -and ($p1 - $p0) -lt 0.010) { if (++$quiet -ge 2) { return } } else { $quiet = 0 }
         }
         $script:QuietTimeouts++
     }
@@ -286,12 +311,12 @@ try {
     function Measure-Module([scriptblock] $Action) {
         [GC]::Collect(); [GC]::WaitForPendingFinalizers()
         Wait-Quiet
-        $Self.Refresh(); $cpu0 = $Self.TotalProcessorTime; $jit0 = Get-JitSeconds
+        $cpu0 = Get-ProcessCpuSeconds; $jit0 = Get-JitSeconds
         $sw = [Diagnostics.Stopwatch]::StartNew()
         $null = & $Action
         $sw.Stop()
-        $Self.Refresh(); $jit1 = Get-JitSeconds
-        $script:LastModuleCpu = @{ Cpu = ($Self.TotalProcessorTime - $cpu0).TotalSeconds; Jit = ($null -ne $jit0) ? $jit1 - $jit0 : $null }
+        $cpu1 = Get-ProcessCpuSeconds; $jit1 = Get-JitSeconds
+        $script:LastModuleCpu = @{ Cpu = $cpu1 - $cpu0; Jit = ($null -ne $jit0) ? $jit1 - $jit0 : $null }
         $sw.Elapsed.TotalSeconds
     }
     function Add-ModuleCpu([string] $Size, [string] $Operation) {
@@ -516,8 +541,12 @@ Connect-Kms -Endpoint '$($Kms.Endpoint)' -Credential ([pscredential]::new('testi
 $action
 "PEAK `$([Diagnostics.Process]::GetCurrentProcess().PeakWorkingSet64)"
 "@
-        Push-Location $RepoRoot   # dotnet finds the pwsh local tool from the repo's manifest
-        try { $text = & dotnet pwsh -NoProfile -NonInteractive -Command $script 2>&1 } finally { Pop-Location }
+        # This pwsh's own executable (dotnet <PSHOME>/pwsh.dll for the local tool), so the figures are those of the
+        # PowerShell version that runs the benchmark (tests/pester/Bench.Tests.ps1 runs it on each one tested).
+        $pwshExe = [Environment]::ProcessPath
+        $pwshPrefix = @()
+        if ([IO.Path]::GetFileNameWithoutExtension($pwshExe) -eq 'dotnet') { $pwshPrefix = @(Join-Path $PSHOME 'pwsh.dll') }
+        $text = & $pwshExe @pwshPrefix -NoProfile -NonInteractive -Command $script 2>&1
         $line = $text | ForEach-Object { "$_" } | Where-Object { $_ -match '^PEAK (\d+)' } | Select-Object -Last 1
         if (-not $line) { throw "no PEAK line: $($text -join ' ')" }
         [double] ($line -replace '^PEAK ', '') / 1MB

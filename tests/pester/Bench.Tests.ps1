@@ -7,14 +7,12 @@ BeforeAll {
     $script:BenchOut = Join-Path $TestDrive 'bench'
     $env:ENVELOPEKMS_MODULE = $ModulePath
     $env:ENVELOPEKMS_SERVER = $ServerDll
-    Push-Location $RepoRoot   # dotnet finds the pwsh local tool from the repo's manifest
-    try {
-        # A fresh pwsh, as build.ps1 -Task Bench runs it: this process may have the module loaded already.
-        $script:BenchOutput = & dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $RepoRoot 'tools/Bench.ps1') `
-            -Short -NoInstall -RepoRoot $RepoRoot -ModulePath $ModulePath -ServerPath $ServerDll -OutPath $BenchOut 2>&1
-        $script:BenchExit = $LASTEXITCODE
-    }
-    finally { Pop-Location }
+    # A fresh pwsh, as build.ps1 -Task Bench runs it (this process may have the module loaded already), of the same
+    # PowerShell version as this one: the suite runs on each version the module supports.
+    $pwsh = Get-TestPwshCommand
+    $script:BenchOutput = & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $RepoRoot 'tools/Bench.ps1') `
+        -Short -NoInstall -RepoRoot $RepoRoot -ModulePath $ModulePath -ServerPath $ServerDll -OutPath $BenchOut 2>&1
+    $script:BenchExit = $LASTEXITCODE
     $script:ResultsJson = Join-Path $BenchOut 'results.json'
     $script:ResultsMd = Join-Path $BenchOut 'results.md'
 }

@@ -49,13 +49,24 @@ function Invoke-KmsControl {
     Invoke-RestMethod @params
 }
 
+function Get-TestPwshCommand {
+    <#
+    The command line of the pwsh running the tests: its executable, then the arguments before pwsh's own. The suite
+    runs on several PowerShell versions (build.ps1 -Task Test), so a child pwsh must be this one, never whatever
+    `dotnet pwsh` or `pwsh` resolves to: a self-contained pwsh (the 7.4 host) is its own executable; the dotnet local
+    tool is dotnet running <PSHOME>/pwsh.dll.
+    #>
+    $exe = [Environment]::ProcessPath
+    if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { , @($exe, [Reflection.Assembly]::GetEntryAssembly().Location) }
+    else { , @($exe) }
+}
+
 function Start-TestPwsh {
     <# Starts a child pwsh (the same one running the tests) on a script; stdout and stderr are redirected. #>
     param([string] $Script)
-    $entry = [Reflection.Assembly]::GetEntryAssembly().Location
-    $exe = [Environment]::ProcessPath
-    $psi = [Diagnostics.ProcessStartInfo]::new($exe)
-    if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { $psi.ArgumentList.Add($entry) }
+    $command = Get-TestPwshCommand
+    $psi = [Diagnostics.ProcessStartInfo]::new($command[0])
+    foreach ($a in @($command | Select-Object -Skip 1)) { $psi.ArgumentList.Add($a) }
     $encoded = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($Script))
     foreach ($a in '-NoProfile', '-NonInteractive', '-EncodedCommand', $encoded) { $psi.ArgumentList.Add($a) }
     $psi.RedirectStandardOutput = $true

@@ -439,7 +439,13 @@ Describe 'Module packaging' {
     }
 
     It 'packs into the nupkg a Gallery publish uploads' {
-        & (Join-Path $RepoRoot 'tools/New-Package.ps1') -ModulePath $ModulePath -OutputPath $TestDrive
+        # As build.ps1 -Task Package packs: in the repository's pwsh (the dotnet local tool), whichever PowerShell runs
+        # the tests. Compress-PSResource comes with PSResourceGet 1.1, bundled from PowerShell 7.5 on; packing is the
+        # maintainer's step, not something the module needs from the PowerShell it runs on.
+        Push-Location $RepoRoot   # dotnet finds the pwsh local tool from the repo's manifest
+        try { $out = & dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $RepoRoot 'tools/New-Package.ps1') -ModulePath $ModulePath -OutputPath $TestDrive 2>&1 }
+        finally { Pop-Location }
+        $LASTEXITCODE | Should -Be 0 -Because ($out -join "`n")
         $nupkg = Get-ChildItem $TestDrive -Filter 'EnvelopeKms.*.nupkg'
         $nupkg | Should -HaveCount 1
         Add-Type -AssemblyName System.IO.Compression.FileSystem

@@ -91,6 +91,10 @@ Describe 'Secrets never appear in output, transcripts or errors' {
         $captured = & {
             $VerbosePreference = 'Continue'; $DebugPreference = 'Continue'; $InformationPreference = 'Continue'; $WarningPreference = 'Continue'
             $ErrorActionPreference = 'Continue'
+            # Before PowerShell 7.6 (PowerShell/PowerShell#26081), -Debug also asks to confirm every ShouldProcess
+            # operation, which fails in a non-interactive session (7.4); -Confirm:$false, bound to every command here,
+            # keeps -Debug on each version tested.
+            $PSDefaultParameterValues = @{ '*:Confirm' = $false }
             Connect-Kms -Endpoint $endpoint -Credential (Get-TestCredential $AkId $AkSecret) -PassThru -Verbose -Debug | Format-List * -Force
             Get-KmsConnection | Format-List * -Force
             Get-KmsConnection | ConvertTo-Json -Depth 4
