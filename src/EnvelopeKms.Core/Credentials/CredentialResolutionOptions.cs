@@ -69,6 +69,10 @@ public sealed class CredentialResolutionOptions
         stsRegion = NonEmpty(stsRegion) ?? NonEmpty(GetEnvironmentVariable("ALIBABA_CLOUD_STS_REGION"));
         vpc |= IsEnvironmentFlagSet("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED");
         if (stsRegion is null) return new Uri("https://sts.aliyuncs.com/");
+        // The region becomes part of the host name: anything but a region id would either not parse (a space) or
+        // move the signed call to another host ("x/" makes the host sts.x). \z, not $, which matches before a final \n.
+        if (!System.Text.RegularExpressions.Regex.IsMatch(stsRegion, @"^[a-z0-9]+(-[a-z0-9]+)*\z"))
+            throw new CredentialsException($"The STS region '{(stsRegion.Length > 64 ? stsRegion[..64] + "…" : stsRegion)}' is not a region id (such as cn-hangzhou).");
         return new Uri($"https://sts{(vpc ? "-vpc" : "")}.{stsRegion}.aliyuncs.com/");
     }
 
