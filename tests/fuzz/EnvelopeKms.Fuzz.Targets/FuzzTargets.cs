@@ -55,7 +55,7 @@ public static class FuzzTargets
             + "and the JSON the client sends (KmsEncryptionContextJson) as the server parses it back (EncryptionContextParser).",
             Context, e => e is EnvelopeException or Server.Protocol.KmsException, DefaultBound),
         new("kms-response",
-            "The KMS client's response reader: ReadWithPlaintext (GenerateDataKey/Decrypt) and Deserialize of every response shape.",
+            "The KMS client's response reader: ReadWithPlaintext (GenerateDataKey/Decrypt), Deserialize of every response shape, and the error-body parser (KmsHttpTransport.ParseError).",
             KmsResponse, e => e is KmsException, DefaultBound),
         new("cli-config",
             "AlibabaCloudProfile.TryLoadCliProfile over ~/.aliyun/config.json, then CreateProvider for the profile found.",
@@ -157,8 +157,15 @@ public static class FuzzTargets
         Try(() => KmsResponseReader.Deserialize<KmsWire.ListAliasesResponse>("ListAliases", data));
         Try(() => KmsResponseReader.Deserialize<KmsWire.ListResourceTagsResponse>("ListResourceTags", data));
         Try(() => KmsResponseReader.Deserialize<KmsWire.EmptyResponse>("EnableKey", data));
+        // An error answer: ParseError turns any body into the KmsException the client throws; it never throws itself.
+        _ = ErrorReader.Value.ParseError(new Kms.KmsRequest("Decrypt"), 400, data, clientStringToSign: null).Message;
         if (documented is { Count: > 0 }) throw documented[0];
     }
+
+    /// <summary>A transport only for its error-body parser: it never sends (the endpoint is a closed loopback port).</summary>
+    private static readonly Lazy<KmsHttpTransport> ErrorReader = new(() => new KmsHttpTransport(
+        new KmsClientOptions { Endpoint = KmsEndpoint.FromUrl("http://127.0.0.1:9/", "cn-hangzhou"), Credentials = new StaticCredentialsProvider("fuzz", "fuzz") },
+        new HttpClientHandler()));
 
     // ---- credential files ---------------------------------------------------------------------------------------
 
