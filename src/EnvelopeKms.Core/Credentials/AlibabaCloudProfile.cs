@@ -86,8 +86,9 @@ public sealed class AlibabaCloudProfile
             }
             return null;
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: JsonElement.GetString on a string that is not valid UTF-8.
             throw new CredentialsException($"The aliyun CLI configuration '{path}' is not valid JSON.", e);
         }
     }

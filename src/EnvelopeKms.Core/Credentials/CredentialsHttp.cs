@@ -55,8 +55,9 @@ internal static class CredentialsHttp
             }
             return new AlibabaCloudCredentials(id, secret, GetString(root, "SecurityToken"), expiration);
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: JsonElement.GetString on a string that is not valid UTF-8.
             throw new CredentialsException($"{source} answered with something that is not JSON.", e);
         }
     }
@@ -77,7 +78,7 @@ internal static class CredentialsHttp
             }
             return $"HTTP {status}" + (code is null ? "" : $", {code}") + (message is null ? "" : $": {message}");
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             return $"HTTP {status}";
         }

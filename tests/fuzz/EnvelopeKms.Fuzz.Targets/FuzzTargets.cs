@@ -64,8 +64,8 @@ public static class FuzzTargets
             "AlibabaCloudProfile.TryLoadIniProfile over ~/.alibabacloud/credentials, then CreateProvider for the section found.",
             IniCredentials, e => e is CredentialsException, DefaultBound),
         new("credentials-uri",
-            "CredentialsHttp.ParseCredentials over a credentials-URI (or STS) response body.",
-            data => CredentialsHttp.ParseCredentials(data, "credentials URI"), e => e is CredentialsException, DefaultBound),
+            "CredentialsHttp.ParseCredentials over a credentials-URI (or STS) response body, and DescribeError over it as an error body.",
+            CredentialsUri, e => e is CredentialsException, DefaultBound),
         new("server-request",
             "The local server's request parsing: query and form (PercentEncoding.ParsePairs, as ApiRequestHandler merges them), "
             + "headers, then RequestAuthenticator (V1 signature, V3 Authorization header).",
@@ -166,6 +166,13 @@ public static class FuzzTargets
     private static readonly Lazy<KmsHttpTransport> ErrorReader = new(() => new KmsHttpTransport(
         new KmsClientOptions { Endpoint = KmsEndpoint.FromUrl("http://127.0.0.1:9/", "cn-hangzhou"), Credentials = new StaticCredentialsProvider("fuzz", "fuzz") },
         new HttpClientHandler()));
+
+    private static void CredentialsUri(byte[] data)
+    {
+        // The error path first: DescribeError turns any body into a message and never throws.
+        _ = CredentialsHttp.DescribeError(500, data);
+        CredentialsHttp.ParseCredentials(data, "credentials URI");
+    }
 
     // ---- credential files ---------------------------------------------------------------------------------------
 
