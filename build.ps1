@@ -15,7 +15,7 @@
       Crash    Build, then kill a pwsh at random points while it encrypts or decrypts, 50 times
                (-Iterations), and check what is left on disk (docs/reliability.md)
       Faults   Build, then the KMS fault-injection tests with a batch of 1000 files (-Files)
-      Fuzz     instrument the parsers with SharpFuzz and run afl++ on one target (-Target) or all, each for
+      Fuzz     instrument the parsers with SharpFuzz and run afl++ on some targets (-Target a,b) or all, each for
                -Duration seconds, nice'd; then minimise its corpus (afl-cmin) into tests/fuzz/corpus/<target> and
                turn every crash or hang into tests/fuzz/regressions/<target>/<id> + <id>.expected (docs/reliability.md)
 
@@ -39,8 +39,8 @@ param(
     # Faults only: files in the batch encrypted and decrypted through the faulty KMS.
     [int] $Files = 1000,
 
-    # Fuzz only: the target to run (all when omitted; see tests/fuzz/EnvelopeKms.Fuzz.Targets/FuzzTargets.cs).
-    [string] $Target,
+    # Fuzz only: the targets to run, one after the other (all when omitted; see tests/fuzz/EnvelopeKms.Fuzz.Targets/FuzzTargets.cs).
+    [string[]] $Target,
 
     # Fuzz only: seconds of afl++ per target.
     [int] $Duration = 300
@@ -260,7 +260,7 @@ function Invoke-Fuzz {
     # afl-cmin looks the program up itself and wants a path, not a command name.
     $dotnet = (Get-Command dotnet -CommandType Application | Select-Object -First 1).Source
 
-    $targets = if ($Target) { @($Target) } else { @(& dotnet $driver --list) }
+    $targets = if ($Target) { $Target } else { @(& dotnet $driver --list) }
     if ($LASTEXITCODE -ne 0 -and -not $Target) { throw 'the fuzz driver could not list its targets' }
     # afl++ on a shared machine: no CPU binding, no core_pattern or governor demands; the driver is a managed
     # program started through `dotnet`, which afl++'s binary check cannot recognise.
