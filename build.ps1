@@ -282,7 +282,13 @@ function Invoke-Fuzz {
         if (Test-Path $findings) { Remove-Item $findings -Recurse -Force }
         # -t: a case that takes 10 s on this loaded machine is a hang; -G: inputs of at most 1 MiB; -m none: .NET
         # reserves far more virtual memory than afl++'s default limit.
-        & nice -n 10 afl-fuzz -i $inputDir -o $findings -t 10000 -m none -G 1048576 -V $Duration -- $dotnet $driver $name
+        # Dictionaries (tests/fuzz/dictionaries): the target's own tokens, and JSON's for the targets that read JSON,
+        # so that afl++ can splice in what a byte-level mutation rarely builds (an escape such as \ud800, a key name).
+        $dictArgs = @()
+        foreach ($dict in "$name.dict", $(if ($name -in 'context', 'kms-response', 'cli-config', 'credentials-uri') { 'json.dict' })) {
+            if ($dict -and (Test-Path (Join-Path $fuzzRoot "dictionaries/$dict"))) { $dictArgs += '-x', (Join-Path $fuzzRoot "dictionaries/$dict") }
+        }
+        & nice -n 10 afl-fuzz -i $inputDir -o $findings -t 10000 -m none -G 1048576 -V $Duration @dictArgs -- $dotnet $driver $name
         if ($LASTEXITCODE -ne 0) { throw "afl-fuzz on $name exited with $LASTEXITCODE" }
         $stats = @{}
         foreach ($line in Get-Content (Join-Path $findings 'default/fuzzer_stats')) {
@@ -299,7 +305,8 @@ function Invoke-Fuzz {
                 $dest = Join-Path $regressions $id
                 if (Test-Path $dest) { continue }
                 Copy-Item -LiteralPath $file.FullName -Destination $dest
-                $what = & dotnet $driver $name $dest 2>&1 | Select-Object -Last 1
+                $what = (& dotnet $driver $name $dest 2>&1 | Select-Object -Last 1) -replace "^$([regex]::Escape($dest)): ", ''
+                if ($kind -eq 'hangs') { $what = "no answer within 10 s under afl++; alone: $what" }
                 "TRIAGE: afl++ $kind ($(Get-Date -Format 'yyyy-MM-dd')): $what" | Set-Content (Join-Path $regressions "$id.expected")
                 Write-Host "   new regression input $dest ($kind)" -ForegroundColor Yellow
             }
