@@ -42,6 +42,9 @@ internal static class CredentialsHttp
         {
             using var document = JsonDocument.Parse(body);
             var root = document.RootElement;
+            // TryGetProperty throws InvalidOperationException on anything but an object (found by fuzzing: "1").
+            if (root.ValueKind != JsonValueKind.Object)
+                throw new CredentialsException($"{source} answered with JSON that is not an object.");
             if (root.TryGetProperty("Credentials", out var inner) && inner.ValueKind == JsonValueKind.Object) root = inner;
             string? id = GetString(root, "AccessKeyId"), secret = GetString(root, "AccessKeySecret");
             if (string.IsNullOrEmpty(id) || string.IsNullOrEmpty(secret))
