@@ -260,8 +260,11 @@ function Invoke-Fuzz {
     # afl-cmin looks the program up itself and wants a path, not a command name.
     $dotnet = (Get-Command dotnet -CommandType Application | Select-Object -First 1).Source
 
-    $targets = if ($Target) { $Target } else { @(& dotnet $driver --list) }
-    if ($LASTEXITCODE -ne 0 -and -not $Target) { throw 'the fuzz driver could not list its targets' }
+    $known = @(& dotnet $driver --list)
+    if ($LASTEXITCODE -ne 0) { throw 'the fuzz driver could not list its targets' }
+    # -Target a,b arrives as one string when build.ps1 is run through `dotnet pwsh ./build.ps1 ...`.
+    $targets = if ($Target) { @($Target | ForEach-Object { $_ -split ',' } | ForEach-Object Trim | Where-Object { $_ }) } else { $known }
+    foreach ($name in $targets) { if ($name -notin $known) { throw "No fuzz target '$name'; targets: $($known -join ', ')" } }
     # afl++ on a shared machine: no CPU binding, no core_pattern or governor demands; the driver is a managed
     # program started through `dotnet`, which afl++'s binary check cannot recognise.
     $env:AFL_SKIP_BIN_CHECK = '1'; $env:AFL_NO_AFFINITY = '1'; $env:AFL_SKIP_CPUFREQ = '1'; $env:AFL_NO_UI = '1'
