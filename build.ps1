@@ -291,8 +291,16 @@ function Invoke-Fuzz {
         foreach ($dict in "$name.dict", $(if ($name -in 'context', 'kms-response', 'cli-config', 'credentials-uri') { 'json.dict' })) {
             if ($dict -and (Test-Path (Join-Path $fuzzRoot "dictionaries/$dict"))) { $dictArgs += '-x', (Join-Path $fuzzRoot "dictionaries/$dict") }
         }
+        # The harnesses' scratch files (credential files, the server's state) go to a folder removed afterwards:
+        # afl++ ends each driver with SIGKILL, so their own clean-up at exit never runs.
+        $scratch = Join-Path $work "tmp/$name"
+        $null = New-Item -ItemType Directory -Force -Path $scratch
+        $savedTmp = $env:TMPDIR; $env:TMPDIR = $scratch
         & nice -n 10 afl-fuzz -i $inputDir -o $findings -t 10000 -m none -G 1048576 -V $Duration @dictArgs -- $dotnet $driver $name
-        if ($LASTEXITCODE -ne 0) { throw "afl-fuzz on $name exited with $LASTEXITCODE" }
+        $aflExit = $LASTEXITCODE
+        $env:TMPDIR = $savedTmp
+        Remove-Item $scratch -Recurse -Force -ErrorAction SilentlyContinue
+        if ($aflExit -ne 0) { throw "afl-fuzz on $name exited with $aflExit" }
         $stats = @{}
         foreach ($line in Get-Content (Join-Path $findings 'default/fuzzer_stats')) {
             if ($line -match '^(\w+)\s*:\s*(.*)$') { $stats[$Matches[1]] = $Matches[2].Trim() }
