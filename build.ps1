@@ -16,13 +16,16 @@
       Crash    Build, then kill a pwsh at random points while it encrypts or decrypts, 50 times
                (-Iterations), and check what is left on disk (docs/reliability.md)
       Faults   Build, then the KMS fault-injection tests with a batch of 1000 files (-Files)
+      Fuzz     instrument the parsers with SharpFuzz and run afl++ on some targets (-Target a,b) or all, each for
+               -Duration seconds, nice'd; then minimise its corpus (afl-cmin) into tests/fuzz/corpus/<target> and
+               turn every crash or hang into tests/fuzz/regressions/<target>/<id> + <id>.expected (docs/reliability.md)
 
 .EXAMPLE
     dotnet tool restore; dotnet pwsh ./build.ps1 -Task Test
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Package', 'Crash', 'Faults')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Package', 'Crash', 'Faults', 'Fuzz')]
     [string[]] $Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
@@ -35,7 +38,13 @@ param(
     [int] $Iterations = 50,
 
     # Faults only: files in the batch encrypted and decrypted through the faulty KMS.
-    [int] $Files = 1000
+    [int] $Files = 1000,
+
+    # Fuzz only: the targets to run, one after the other (all when omitted; see tests/fuzz/EnvelopeKms.Fuzz.Targets/FuzzTargets.cs).
+    [string[]] $Target,
+
+    # Fuzz only: seconds of afl++ per target.
+    [int] $Duration = 300
 )
 
 $ErrorActionPreference = 'Stop'
@@ -325,6 +334,123 @@ Import-Module '$pester'
     if ($totals.Failed -gt 0) { exit 1 }
 }
 
+function Invoke-Fuzz {
+    # Coverage-guided fuzzing (issue 20). Test tooling only: SharpFuzz and afl++ never reach the build, the module or CI.
+    $fuzzRoot = Join-Path $RepoRoot 'tests/fuzz'
+    $work = Join-Path $OutRoot 'fuzz'
+    $null = New-Item -ItemType Directory -Force -Path $work
+    if (-not (Get-Command afl-fuzz -ErrorAction SilentlyContinue)) {
+        Write-Host '== apt-get install afl++' -ForegroundColor Cyan
+        $exe = 'env'; $pre = @()
+        if ((& id -u) -ne '0') { $exe = 'sudo'; $pre = @('-n', 'env') }
+        & $exe @pre DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        & $exe @pre DEBIAN_FRONTEND=noninteractive apt-get install -y -qq afl++
+        if ($LASTEXITCODE -ne 0 -or -not (Get-Command afl-fuzz -ErrorAction SilentlyContinue)) { throw 'afl++ could not be installed (apt-get install afl++).' }
+    }
+    # The instrumenter, in its own folder (not in .config/dotnet-tools.json, so CI's tool restore never fetches it).
+    $tools = Join-Path $work 'tools'
+    $sharpfuzz = Join-Path $tools 'sharpfuzz'
+    if (-not (Test-Path $sharpfuzz)) {
+        Invoke-Native dotnet @('tool', 'install', 'SharpFuzz.CommandLine', '--version', '2.3.0', '--tool-path', $tools)
+    }
+    Write-Host '== build and instrument the fuzz driver' -ForegroundColor Cyan
+    $driverDir = Join-Path $work 'driver'
+    if (Test-Path $driverDir) { Remove-Item $driverDir -Recurse -Force }
+    Invoke-Native dotnet @('build', (Join-Path $fuzzRoot 'EnvelopeKms.Fuzz.Driver/EnvelopeKms.Fuzz.Driver.csproj'), '-c', 'Release', '-o', $driverDir, '--nologo', '-v', 'quiet', '-clp:ErrorsOnly')
+    # Only the assemblies under test carry coverage: the harness and the framework stay uninstrumented.
+    foreach ($assembly in 'EnvelopeKms.Core.dll', 'EnvelopeKms.Server.dll') { Invoke-Native $sharpfuzz @((Join-Path $driverDir $assembly)) }
+    $driver = Join-Path $driverDir 'EnvelopeKms.Fuzz.Driver.dll'
+    # afl-cmin looks the program up itself and wants a path, not a command name.
+    $dotnet = (Get-Command dotnet -CommandType Application | Select-Object -First 1).Source
+
+    $known = @(& dotnet $driver --list)
+    if ($LASTEXITCODE -ne 0) { throw 'the fuzz driver could not list its targets' }
+    # -Target a,b arrives as one string when build.ps1 is run through `dotnet pwsh ./build.ps1 ...`.
+    $targets = if ($Target) { @($Target | ForEach-Object { $_ -split ',' } | ForEach-Object Trim | Where-Object { $_ }) } else { $known }
+    foreach ($name in $targets) { if ($name -notin $known) { throw "No fuzz target '$name'; targets: $($known -join ', ')" } }
+    # afl++ on a shared machine: no CPU binding, no core_pattern or governor demands; the driver is a managed
+    # program started through `dotnet`, which afl++'s binary check cannot recognise.
+    $env:AFL_SKIP_BIN_CHECK = '1'; $env:AFL_NO_AFFINITY = '1'; $env:AFL_SKIP_CPUFREQ = '1'; $env:AFL_NO_UI = '1'
+    $env:AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES = '1'; $env:AFL_AUTORESUME = '0'
+    $log = Join-Path $fuzzRoot 'campaigns.tsv'
+    if (-not (Test-Path $log)) { "date`ttarget`tseconds`texecs`texecs_per_sec`tcorpus_count`tedges_found`ttotal_edges`tcrashes`thangs`tcorpus_after_cmin" | Set-Content $log }
+    foreach ($name in $targets) {
+        Write-Host "== fuzz $name for $Duration s" -ForegroundColor Cyan
+        $corpus = Join-Path $fuzzRoot "corpus/$name"
+        $inputDir = $corpus
+        if (-not (Test-Path $corpus) -or -not (Get-ChildItem -LiteralPath $corpus -File)) {
+            # First campaign of a target: its seeds from the test vectors.
+            Invoke-Native python3 @((Join-Path $fuzzRoot 'make-seeds.py'))
+            $inputDir = Join-Path $fuzzRoot "seeds/$name"
+        }
+        $null = New-Item -ItemType Directory -Force -Path (Join-Path $work 'findings')
+        $findings = Join-Path $work "findings/$name"
+        if (Test-Path $findings) { Remove-Item $findings -Recurse -Force }
+        # -t: a case that takes 10 s on this loaded machine is a hang; -G: inputs of at most 1 MiB; -m none: .NET
+        # reserves far more virtual memory than afl++'s default limit.
+        # Dictionaries (tests/fuzz/dictionaries): the target's own tokens, and JSON's for the targets that read JSON,
+        # so that afl++ can splice in what a byte-level mutation rarely builds (an escape such as \ud800, a key name).
+        $dictArgs = @()
+        foreach ($dict in "$name.dict", $(if ($name -in 'context', 'kms-response', 'cli-config', 'credentials-uri') { 'json.dict' })) {
+            if ($dict -and (Test-Path (Join-Path $fuzzRoot "dictionaries/$dict"))) { $dictArgs += '-x', (Join-Path $fuzzRoot "dictionaries/$dict") }
+        }
+        # The harnesses' scratch files (credential files, the server's state) go to a folder removed afterwards:
+        # afl++ ends each driver with SIGKILL, so their own clean-up at exit never runs.
+        $scratch = Join-Path $work "tmp/$name"
+        $null = New-Item -ItemType Directory -Force -Path $scratch
+        $savedTmp = $env:TMPDIR; $env:TMPDIR = $scratch
+        & nice -n 10 afl-fuzz -i $inputDir -o $findings -t 10000 -m none -G 1048576 -V $Duration @dictArgs -- $dotnet $driver $name
+        $aflExit = $LASTEXITCODE
+        $env:TMPDIR = $savedTmp
+        Remove-Item $scratch -Recurse -Force -ErrorAction SilentlyContinue
+        if ($aflExit -ne 0) { throw "afl-fuzz on $name exited with $aflExit" }
+        $stats = @{}
+        foreach ($line in Get-Content (Join-Path $findings 'default/fuzzer_stats')) {
+            if ($line -match '^(\w+)\s*:\s*(.*)$') { $stats[$Matches[1]] = $Matches[2].Trim() }
+        }
+
+        # Every crash and hang becomes a regression input whose .expected says TRIAGE until the bug is fixed and
+        # the line is replaced with the outcome the fixed parser gives: the replay fails on it until then.
+        $regressions = Join-Path $fuzzRoot "regressions/$name"
+        foreach ($kind in 'crashes', 'hangs') {
+            foreach ($file in Get-ChildItem -LiteralPath (Join-Path $findings "default/$kind") -File -ErrorAction SilentlyContinue | Where-Object Name -ne 'README.txt') {
+                $null = New-Item -ItemType Directory -Force -Path $regressions
+                $id = (Get-FileHash -LiteralPath $file.FullName -Algorithm SHA256).Hash.Substring(0, 16).ToLowerInvariant()
+                $dest = Join-Path $regressions $id
+                if (Test-Path $dest) { continue }
+                Copy-Item -LiteralPath $file.FullName -Destination $dest
+                $what = (& dotnet $driver $name $dest 2>&1 | Select-Object -Last 1) -replace "^$([regex]::Escape($dest)): ", ''
+                if ($kind -eq 'hangs') { $what = "no answer within 10 s under afl++; alone: $what" }
+                "TRIAGE: afl++ $kind ($(Get-Date -Format 'yyyy-MM-dd')): $what" | Set-Content (Join-Path $regressions "$id.expected")
+                Write-Host "   new regression input $dest ($kind)" -ForegroundColor Yellow
+            }
+        }
+
+        # The kept corpus: the old one plus what afl++ found, minimised to the inputs that each cover something new.
+        $pool = Join-Path $work "pool/$name"
+        $min = Join-Path $work "min/$name"
+        foreach ($d in $pool, $min) { if (Test-Path $d) { Remove-Item $d -Recurse -Force } }
+        $null = New-Item -ItemType Directory -Force -Path $pool
+        Get-ChildItem -LiteralPath $inputDir -File | Copy-Item -Destination $pool
+        Get-ChildItem -LiteralPath (Join-Path $findings 'default/queue') -File | ForEach-Object { Copy-Item -LiteralPath $_.FullName -Destination (Join-Path $pool ($_.Name -replace '[^\w.-]', '_')) }
+        & nice -n 10 afl-cmin -i $pool -o $min -t 10000 -m none -- $dotnet $driver $name | Select-Object -Last 2 | Write-Host
+        if ($LASTEXITCODE -eq 0 -and (Get-ChildItem -LiteralPath $min -File)) {
+            if (Test-Path $corpus) { Remove-Item $corpus -Recurse -Force }
+            $null = New-Item -ItemType Directory -Force -Path $corpus
+            # Content-named, so that the same input never lands twice under afl++'s long generated names.
+            foreach ($file in Get-ChildItem -LiteralPath $min -File) {
+                $id = (Get-FileHash -LiteralPath $file.FullName -Algorithm SHA256).Hash.Substring(0, 16).ToLowerInvariant()
+                Copy-Item -LiteralPath $file.FullName -Destination (Join-Path $corpus $id)
+            }
+        }
+        $kept = @(Get-ChildItem -LiteralPath $corpus -File -ErrorAction SilentlyContinue).Count
+        $row = (Get-Date -Format 'yyyy-MM-ddTHH:mm:ssZ' -AsUTC), $name, $stats.run_time, $stats.execs_done, $stats.execs_per_sec, $stats.corpus_count,
+            $stats.edges_found, $stats.total_edges, $stats.saved_crashes, $stats.saved_hangs, $kept
+        $row -join "`t" | Add-Content $log
+        Write-Host "   $name`: $($stats.run_time) s, $($stats.execs_done) execs, $($stats.edges_found)/$($stats.total_edges) edges, $($stats.saved_crashes) crashes, $($stats.saved_hangs) hangs; corpus $kept inputs"
+    }
+}
+
 foreach ($t in $Task) {
     switch ($t) {
         'Build' { Invoke-Build }
@@ -347,6 +473,7 @@ foreach ($t in $Task) {
             & dotnet pwsh -NoProfile -NonInteractive -Command "Import-Module '$pester'; `$r = Invoke-Pester -Path '$(Join-Path $RepoRoot 'tests/pester/Reliability.KmsFaults.Tests.ps1')' -Output Detailed -PassThru; exit `$r.FailedCount"
             if ($LASTEXITCODE -ne 0) { exit 1 }
         }
+        'Fuzz' { Invoke-Fuzz }
         'Package' { Invoke-Build; & (Join-Path $RepoRoot 'tools/New-Package.ps1') -ModulePath $StagedModule -OutputPath $OutRoot }
     }
 }

@@ -61,11 +61,14 @@ public sealed class AlibabaCloudProfile
         {
             using var document = JsonDocument.Parse(File.ReadAllBytes(path));
             var root = document.RootElement;
+            // TryGetProperty throws InvalidOperationException on anything but an object (found by fuzzing: "8").
+            if (root.ValueKind != JsonValueKind.Object)
+                throw new CredentialsException($"The aliyun CLI configuration '{path}' is not a JSON object.");
             string name = profileName ?? Str(root, "current") ?? "default";
             if (!root.TryGetProperty("profiles", out var profiles) || profiles.ValueKind != JsonValueKind.Array) return null;
             foreach (var p in profiles.EnumerateArray())
             {
-                if (Str(p, "name") != name) continue;
+                if (p.ValueKind != JsonValueKind.Object || Str(p, "name") != name) continue;
                 return new AlibabaCloudProfile
                 {
                     Name = name,
@@ -86,8 +89,9 @@ public sealed class AlibabaCloudProfile
             }
             return null;
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: JsonElement.GetString on a string that is not valid UTF-8.
             throw new CredentialsException($"The aliyun CLI configuration '{path}' is not valid JSON.", e);
         }
     }

@@ -78,9 +78,9 @@ public sealed class CredentialResolutionOptions
         vpc |= IsEnvironmentFlagSet("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED");
         if (stsRegion is null) return new Uri("https://sts.aliyuncs.com/");
         // The region becomes part of the host that receives a signed AssumeRole request: only a region id may
-        // (a value such as "attacker.example/x#" made the host sts.attacker.example).
+        // (a value such as "attacker.example/x#" made the host sts.attacker.example; "cn hangzhou" did not parse).
         if (!RegionIds.IsValid(stsRegion))
-            throw new CredentialsException($"{from} '{stsRegion}' is not a region id such as cn-hangzhou.");
+            throw new CredentialsException($"{from} '{(stsRegion.Length > 64 ? stsRegion[..64] + "…" : stsRegion)}' is not a region id such as cn-hangzhou.");
         return new Uri($"https://sts{(vpc ? "-vpc" : "")}.{stsRegion}.aliyuncs.com/");
     }
 

@@ -62,6 +62,9 @@ internal static class CredentialsHttp
         {
             using var document = JsonDocument.Parse(body);
             var root = document.RootElement;
+            // TryGetProperty throws InvalidOperationException on anything but an object (found by fuzzing: "1").
+            if (root.ValueKind != JsonValueKind.Object)
+                throw new CredentialsException($"{source} answered with JSON that is not an object.");
             if (root.TryGetProperty("Credentials", out var inner) && inner.ValueKind == JsonValueKind.Object) root = inner;
             string? id = GetString(root, "AccessKeyId"), secret = GetString(root, "AccessKeySecret");
             if (string.IsNullOrEmpty(id) || string.IsNullOrEmpty(secret))
@@ -75,8 +78,9 @@ internal static class CredentialsHttp
             }
             return new AlibabaCloudCredentials(id, secret, GetString(root, "SecurityToken"), expiration);
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: JsonElement.GetString on a string that is not valid UTF-8.
             throw new CredentialsException($"{source} answered with something that is not JSON.", e);
         }
     }
@@ -102,7 +106,7 @@ internal static class CredentialsHttp
             }
             return $"HTTP {status}" + (code is null ? "" : $", {code}") + (message is null ? "" : $": {message}");
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             return $"HTTP {status}";
         }

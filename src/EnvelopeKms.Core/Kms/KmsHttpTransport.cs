@@ -274,8 +274,9 @@ internal sealed class KmsHttpTransport : IDisposable
                 }
             }
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: GetString on a name or value that is not valid UTF-8.
             code = null;
         }
 

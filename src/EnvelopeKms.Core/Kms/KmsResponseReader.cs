@@ -63,8 +63,10 @@ internal static class KmsResponseReader
             }
             return (fields, plaintext);
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
+            // Utf8JsonReader.GetString throws InvalidOperationException, not JsonException, for a name or value
+            // that is not valid UTF-8: still a response that is not JSON.
             plaintext?.Dispose();
             throw Invalid(action, "the body is not valid JSON", e);
         }

@@ -39,8 +39,9 @@ internal static class EncryptionContextParser
                 }
             }
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: GetString on a name or value holding a lone surrogate escape ("\ud800").
             throw KmsErrors.InvalidParameter(parameterName);
         }
         return context;
