@@ -120,6 +120,11 @@ function ConvertTo-Default(`$value) {
         ParameterSets = @(`$syntax)
     }
 }
+# The error catalogue, for the list of error ids in the about_ topic.
+`$errorIds = foreach (`$id in `$module.ImplementingAssembly.GetType('EnvelopeKms.PowerShell.Errors.ErrorIds')::All) {
+    [ordered]@{ Name = `$id.Name; Category = [string] `$id.Category; Reach = [string] `$id.Reach; Meaning = `$id.Meaning }
+}
+'EKMS-ERRORIDS ' + (ConvertTo-Json -InputObject @(`$errorIds) -Depth 3 -Compress)
 'EKMS-METADATA ' + (ConvertTo-Json -InputObject @(`$commands) -Depth 10 -Compress)
 "@
     $encoded = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($script))
@@ -132,6 +137,9 @@ function ConvertTo-Default(`$value) {
     if ($LASTEXITCODE -ne 0 -or -not $line) {
         throw "New-MamlHelp: could not read the cmdlet metadata of '$ManifestPath' in a child pwsh:`n$($output -join "`n")"
     }
+    $ids = $output | ForEach-Object { "$_" } | Where-Object { $_.StartsWith('EKMS-ERRORIDS ') } | Select-Object -Last 1
+    if (-not $ids) { throw "New-MamlHelp: the child pwsh did not list the error ids of '$ManifestPath'." }
+    $script:ErrorIds = @(ConvertFrom-Json -InputObject $ids.Substring('EKMS-ERRORIDS '.Length) -AsHashtable)
     ConvertFrom-Json -InputObject $line.Substring('EKMS-METADATA '.Length) -AsHashtable
 }
 
@@ -448,6 +456,15 @@ function ConvertTo-AboutText {
     $out = [System.Collections.Generic.List[string]]::new()
     $inFence = $false
     foreach ($line in $lines) {
+        if ($line.Trim() -eq '<!-- error ids -->') {
+            # The module's error catalogue (EnvelopeKms.PowerShell.Errors.ErrorIds), so the list cannot drift from the code.
+            foreach ($id in $script:ErrorIds) {
+                $ends = if ($id.Reach -eq 'Item') { '' } else { ", reach: $($id.Reach)" }
+                $out.Add("    $($id.Name) ($($id.Category)$ends)")
+                $out.Add("        $($id.Meaning)")
+            }
+            continue
+        }
         if ($line -match '^\s*```') { $inFence = -not $inFence; continue }
         if ($inFence) { $out.Add($(if ($line) { "        $line" } else { '' })); continue }
         if ($line -match '^# (.+)$') { $out.Add('TOPIC'); $out.Add("    $($Matches[1].Trim())"); continue }

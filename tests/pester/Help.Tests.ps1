@@ -89,4 +89,24 @@ Describe 'Get-Help about_EnvelopeKms' {
         $text | Should -Match 'SHORT DESCRIPTION'
         $text | Should -Match 'Connect-Kms'
     }
+
+    It 'lists every error id of the catalogue with its category, and no other' {
+        $catalogue = [EnvelopeKms.PowerShell.Errors.ErrorIds]::All
+        $text = Get-Content -LiteralPath (Join-Path $module.ModuleBase 'en-US/about_EnvelopeKms.help.txt') -Raw
+        $listed = @([regex]::Matches($text, '(?m)^\s+((?:Envelope|Kms)[A-Za-z0-9]+) \(([A-Za-z]+)') | ForEach-Object { "$($_.Groups[1].Value) $($_.Groups[2].Value)" })
+        $listed | Should -Be @($catalogue | ForEach-Object { "$($_.Name) $($_.Category)" })
+    }
+}
+
+Describe 'Error ids the tests expect' {
+    It 'are all in the catalogue' {
+        # Every FullyQualifiedErrorId a Pester file asserts must be one the module can raise.
+        $catalogue = @([EnvelopeKms.PowerShell.Errors.ErrorIds]::All | ForEach-Object Name)
+        $asserted = foreach ($file in Get-ChildItem -LiteralPath $PSScriptRoot -Filter '*.Tests.ps1') {
+            $content = Get-Content -LiteralPath $file.FullName -Raw
+            foreach ($m in [regex]::Matches($content, "(?:-ErrorId|Should -BeLike|Should -Be|Should -Contain|ErrorId =|Id =)\s*['""]((?:Envelope|Kms)[A-Z][A-Za-z0-9]+)[,*'""]")) { $m.Groups[1].Value }
+        }
+        @($asserted | Sort-Object -Unique).Count | Should -BeGreaterThan 25
+        @($asserted | Sort-Object -Unique | Where-Object { $_ -cnotin $catalogue }) | Should -BeNullOrEmpty
+    }
 }

@@ -5,7 +5,7 @@ using System.Text;
 using EnvelopeKms.Crypto;
 using EnvelopeKms.Format;
 using EnvelopeKms.Keys;
-using EnvelopeKms.Kms;
+using EnvelopeKms.Cloud;
 
 namespace EnvelopeKms.AlibabaSdk;
 
@@ -37,7 +37,7 @@ public static class AlibabaSdkEnvelope
     /// Encrypts everything <paramref name="plaintext"/> holds into one message on <paramref name="output"/>, under
     /// <paramref name="dataKey"/> (32 bytes: AES-256-GCM, algorithm 2; 16 bytes: AES-128-GCM, algorithm 1), which the
     /// caller owns and wipes. <paramref name="cmkArns"/> are the key ARNs of the data key's wrapped copies, in the
-    /// same order (<see cref="KmsKeyArn.ResolveAsync(KmsClient, IReadOnlyList{string}, CancellationToken)"/> finds
+    /// same order (<c>KmsKeyArnResolver.ResolveAsync</c> finds
     /// them): the SDKs record ARNs, and take the KMS region from them.
     /// </summary>
     public static Task<AlibabaSdkHeader> EncryptAsync(Stream plaintext, Stream output, DataKey dataKey, IReadOnlyList<string> cmkArns,
@@ -108,7 +108,8 @@ public static class AlibabaSdkEnvelope
             try { blob = Convert.FromBase64String(wrapped[i].CiphertextBlob); }
             catch (FormatException) { throw new ArgumentException($"The CiphertextBlob of the data key's wrapped copy {i + 1} is not base64.", nameof(dataKey)); }
             if (blob.Length is 0 or > AlibabaSdkFormat.MaxEncryptedDataKeyLength)
-                throw new ArgumentException($"The CiphertextBlob of the data key's wrapped copy {i + 1} has {blob.Length} bytes; 1 to {AlibabaSdkFormat.MaxEncryptedDataKeyLength} fit a message.", nameof(dataKey));
+                throw new ArgumentException($"The CiphertextBlob of the data key's wrapped copy {i + 1} has {blob.Length} bytes; "
+                    + $"1 to {AlibabaSdkFormat.MaxEncryptedDataKeyLength} fit a message.", nameof(dataKey));
             keys.Add(new AlibabaSdkEncryptedDataKey(arn, blob));
         }
         if (keys.Select(k => k.CmkArn).Distinct(StringComparer.Ordinal).Count() != keys.Count)

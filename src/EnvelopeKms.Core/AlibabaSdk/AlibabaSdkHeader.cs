@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using EnvelopeKms.Crypto;
 using EnvelopeKms.Keys;
-using EnvelopeKms.Kms;
+using EnvelopeKms.Cloud;
 
 namespace EnvelopeKms.AlibabaSdk;
 

@@ -1,3 +1,5 @@
+using EnvelopeKms.Cloud;
+
 namespace EnvelopeKms.Credentials;
 
 /// <summary>
@@ -77,7 +79,7 @@ public sealed class CredentialResolutionOptions
         if (stsRegion is null) return new Uri("https://sts.aliyuncs.com/");
         // The region becomes part of the host that receives a signed AssumeRole request: only a region id may
         // (a value such as "attacker.example/x#" made the host sts.attacker.example; "cn hangzhou" did not parse).
-        if (!Kms.KmsEndpoint.IsValidRegionId(stsRegion))
+        if (!RegionIds.IsValid(stsRegion))
             throw new CredentialsException($"{from} '{(stsRegion.Length > 64 ? stsRegion[..64] + "…" : stsRegion)}' is not a region id such as cn-hangzhou.");
         return new Uri($"https://sts{(vpc ? "-vpc" : "")}.{stsRegion}.aliyuncs.com/");
     }

@@ -1,3 +1,5 @@
+using EnvelopeKms.Cloud;
+
 namespace EnvelopeKms.Credentials;
 
 /// <summary>
@@ -16,7 +18,7 @@ public sealed class CredentialsUriProvider : RefreshingCredentialsProvider
         if (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)
             throw new CredentialsException($"The credentials URI '{Display(uri)}' is not http(s).");
         // The answer is a secret: as for KMS and STS, plain http only to this machine.
-        if (uri.Scheme == Uri.UriSchemeHttp && !Kms.KmsEndpoint.IsLoopbackHost(uri.Host))
+        if (uri.Scheme == Uri.UriSchemeHttp && !LoopbackHost.Is(uri.Host))
             throw new CredentialsException($"Refusing plain http to the credentials URI '{Display(uri)}': the credentials would cross the network unencrypted. Use https or a loopback host.");
         _timeout = (options ?? new()).HttpTimeout;
     }

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
-using EnvelopeKms.Kms.Signing;
+using EnvelopeKms.Cloud.Signing;
+using EnvelopeKms.Cloud;
 
 namespace EnvelopeKms.Credentials;
 
@@ -34,7 +35,7 @@ public sealed class StsAssumeRoleCredentialsProvider : RefreshingCredentialsProv
         _policy = CredentialResolutionOptions.NonEmpty(policy);
         _externalId = CredentialResolutionOptions.NonEmpty(externalId);
         _endpoint = stsEndpoint ?? options.StsEndpointFor(null, vpc: false);
-        if (_endpoint.Scheme != Uri.UriSchemeHttps && !Kms.KmsEndpoint.IsLoopbackHost(_endpoint.Host))
+        if (_endpoint.Scheme != Uri.UriSchemeHttps && !LoopbackHost.Is(_endpoint.Host))
             throw new CredentialsException($"Refusing plain http to the STS endpoint '{_endpoint.Host}'.");
         _timeout = options.HttpTimeout;
     }

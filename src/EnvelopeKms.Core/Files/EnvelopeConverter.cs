@@ -6,7 +6,10 @@ using EnvelopeKms.Legacy;
 
 namespace EnvelopeKms.Files;
 
-/// <summary>What a conversion did: the file written, the format it came from and went to, and the keys used (the new data key only as its wrapped copies: its plaintext is wiped when the conversion ends).</summary>
+/// <summary>
+/// What a conversion did: the file written, the format it came from and went to, and the keys used (the new data key
+/// only as its wrapped copies: its plaintext is wiped when the conversion ends).
+/// </summary>
 public sealed record EnvelopeConvertResult(string Source, string Destination, EnvelopeFileFormat SourceFormat, EnvelopeFileFormat TargetFormat,
     long PlaintextLength, long OutputLength, string? SourceKeyId, WrappedDataKey? UnwrappedFrom, IReadOnlyList<WrappedDataKey> NewWrappedKeys, bool InPlace);
 
@@ -71,7 +74,8 @@ public static class EnvelopeConverter
         if (target == EnvelopeFileFormat.Legacy && plaintext.Context.Count > 0)
         {
             throw new EnvelopeException(EnvelopeError.ConvertContextLost,
-                $"The file is bound to an encryption context ({string.Join(", ", plaintext.Context.Keys)}), which the legacy format cannot hold; converting would drop it. Decrypt and encrypt it again if that is intended.");
+                $"The file is bound to an encryption context ({string.Join(", ", plaintext.Context.Keys)}), which the legacy format cannot hold; "
+                + "converting would drop it. Decrypt and encrypt it again if that is intended.");
         }
 
         using var lease = await acquireKey(context, plaintext.Length, cancellationToken).ConfigureAwait(false);

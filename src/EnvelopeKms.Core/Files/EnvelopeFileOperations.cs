@@ -8,7 +8,7 @@ namespace EnvelopeKms.Files;
 
 /// <summary>The destination exists and overwriting was not asked for.</summary>
 public sealed class DestinationExistsException(string path)
-    : IOException($"The destination '{path}' already exists. Use -Force to overwrite it.")
+    : IOException($"The destination '{path}' already exists.")
 {
     public string Path { get; } = path;
 }
@@ -25,7 +25,11 @@ public sealed class DestinationIsSourceException(string path)
 /// (decryption only) is the wrapped-key entry that gave the data key.
 /// </summary>
 public sealed record EnvelopeFileResult(string Source, string Destination, EnvelopeHeader? Header, long PlaintextLength, long OutputLength, string? KeyId,
-    WrappedDataKey? UnwrappedFrom = null);
+    WrappedDataKey? UnwrappedFrom = null)
+{
+    /// <summary>EKMS v2: one header slot was damaged or stale and the other one was used (a warning for the user); else null.</summary>
+    public string? SlotProblem => Header?.DescribeSlotProblem();
+}
 
 /// <summary>
 /// File-to-file encryption and decryption that never exposes a partial or unauthenticated output: the output is

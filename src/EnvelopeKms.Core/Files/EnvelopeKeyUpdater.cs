@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using EnvelopeKms.Crypto;
 using EnvelopeKms.Format;
 using EnvelopeKms.Keys;
-using EnvelopeKms.Kms;
+using EnvelopeKms.Cloud;
 
 namespace EnvelopeKms.Files;
 
@@ -99,10 +99,10 @@ public sealed class EnvelopeKeyUpdater
     public async Task<EnvelopeKeyUpdateResult> UpdateFileAsync(string path, CancellationToken cancellationToken = default)
     {
         path = ResolveFinalPath(Path.GetFullPath(path));
-        if (await LegacyFileOperations.DetectFormatAsync(path, cancellationToken).ConfigureAwait(false) == EnvelopeFileFormat.Legacy)
+        if (await FileFormats.DetectAsync(path, cancellationToken).ConfigureAwait(false) == FileFormats.Legacy)
         {
             throw new EnvelopeKeyUpdateException(EnvelopeKeyUpdateError.UnsupportedFormat,
-                $"'{path}' is in the legacy (documentation sample) format, which has one key and no header to update. Decrypt it and encrypt it again with Protect-EnvelopeFile.");
+                $"'{path}' is in the legacy (documentation sample) format, which has one key and no header to update. Decrypt it and encrypt it again in the EKMS format.");
         }
         await using var file = OpenForUpdate(path);
         var header = await EnvelopeHeader.ReadAsync(file, _limits with { MaxWrappedKeys = EnvelopeFormat.MaxWrappedKeysHardLimit }, cancellationToken).ConfigureAwait(false);
@@ -151,7 +151,8 @@ public sealed class EnvelopeKeyUpdater
         if (header.Version == EnvelopeFormat.Version1) return 1;
         uint max = header.Slots.Max(s => s.RawGeneration);
         if (max == uint.MaxValue)
-            throw new EnvelopeKeyUpdateException(EnvelopeKeyUpdateError.GenerationExhausted, "The header's generation counter is at its maximum; the key list cannot be updated in place. Decrypt and encrypt the file again.");
+            throw new EnvelopeKeyUpdateException(EnvelopeKeyUpdateError.GenerationExhausted,
+                "The header's generation counter is at its maximum; the key list cannot be updated in place. Decrypt and encrypt the file again.");
         return max + 1;
     }
 

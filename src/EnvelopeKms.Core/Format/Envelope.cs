@@ -47,7 +47,7 @@ public sealed record EnvelopeDecryptResult(EnvelopeHeader Header, string? KeyId,
 /// <summary>
 /// Stream-to-stream encryption and decryption in the EKMS formats (v2 written by default, v1 and v2 read). Streams are read and written sequentially,
 /// in constant memory. The decrypting stream API writes only authenticated frames, but a later frame may still
-/// fail: use <see cref="Files.EnvelopeFileOperations"/> to get all-or-nothing output files.
+/// fail: the file operations (<c>EnvelopeFileOperations</c>, in Files) give all-or-nothing output files.
 /// </summary>
 public static class Envelope
 {

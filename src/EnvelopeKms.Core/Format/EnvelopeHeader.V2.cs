@@ -383,6 +383,6 @@ public sealed partial class EnvelopeHeader
         string what = bad.State == EnvelopeSlotState.Stale
             ? $"holds an older generation ({bad.Generation}): an earlier key update was interrupted"
             : $"is damaged ({bad.Error?.Message.TrimEnd('.') ?? "it does not authenticate"})";
-        return $"Header slot {bad.Index} {what}; slot {_active.Index} (generation {_active.Generation}) was used. Update-EnvelopeFileKey rewrites both slots.";
+        return $"Header slot {bad.Index} {what}; slot {_active.Index} (generation {_active.Generation}) was used.";
     }
 }

@@ -285,7 +285,8 @@ public sealed partial class EnvelopeHeader
         ReadOnlySpan<byte> lfToCrlf = [0x89, 0x45, 0x4B, 0x4D, 0x0D, 0x0D, 0x0A, 0x1A];
         if (prefix.StartsWith(crlfToLf) || prefix.StartsWith(lfToCrlf))
             return new EnvelopeException(EnvelopeError.TextModeCorrupted,
-                "This is an EKMS file whose line endings were converted by a text-mode transfer (FTP ASCII mode, git autocrlf, a text pipe); it cannot be decrypted. Copy the original in binary mode.");
+                "This is an EKMS file whose line endings were converted by a text-mode transfer (FTP ASCII mode, git autocrlf, a text pipe); "
+                + "it cannot be decrypted. Copy the original in binary mode.");
         if (prefix.StartsWith("iUVLTQ0K"u8))
             return new EnvelopeException(EnvelopeError.Base64Encoded,
                 "This is an EKMS file encoded as base64 text. Decode it to bytes first (for example [Convert]::FromBase64String).");

@@ -1,7 +1,7 @@
 using System.Buffers.Text;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
-using EnvelopeKms.Kms.Signing;
+using EnvelopeKms.Cloud.Signing;
 
 namespace EnvelopeKms.Kms;
 

@@ -1,4 +1,5 @@
 using EnvelopeKms.Credentials;
+using EnvelopeKms.Cloud;
 
 namespace EnvelopeKms.Kms;
 
@@ -125,7 +126,7 @@ public static class KmsClientFactory
         var endpoints = new Dictionary<string, KmsEndpoint>(StringComparer.OrdinalIgnoreCase);
         foreach (var (region, url) in settings.RegionEndpoints ?? new Dictionary<string, string>())
         {
-            if (!KmsEndpoint.IsValidRegionId(region))
+            if (!RegionIds.IsValid(region))
                 throw new KmsConfigurationException($"'{region}' is not a region id such as cn-shanghai; region endpoints are keyed by region id.");
             try
             {

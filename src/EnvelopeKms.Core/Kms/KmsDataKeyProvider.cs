@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using EnvelopeKms.Credentials;
 using EnvelopeKms.Keys;
+using EnvelopeKms.Cloud;
 
 namespace EnvelopeKms.Kms;
 

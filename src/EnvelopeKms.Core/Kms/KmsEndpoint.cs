@@ -1,5 +1,4 @@
-using System.Net;
-using System.Text.RegularExpressions;
+using EnvelopeKms.Cloud;
 
 namespace EnvelopeKms.Kms;
 
@@ -8,7 +7,7 @@ namespace EnvelopeKms.Kms;
 /// <c>https://kms-vpc.&lt;region&gt;.aliyuncs.com</c>, or an explicit URL (a KMS instance host, a local server),
 /// optionally with a CA certificate that is trusted for this endpoint only.
 /// </summary>
-public sealed partial class KmsEndpoint
+public sealed class KmsEndpoint
 {
     private KmsEndpoint(Uri baseUri, string? regionId, string? caCertificatePath)
     {
@@ -26,14 +25,11 @@ public sealed partial class KmsEndpoint
     /// <summary>A PEM or DER CA certificate trusted, in addition to the system roots, for this endpoint only.</summary>
     public string? CaCertificatePath { get; }
 
-    public bool IsLoopback => IsLoopbackHost(BaseUri.Host);
-
-    [GeneratedRegex(@"^[a-z0-9]+(-[a-z0-9]+)*\z")] // \z: "$" would also match before a final newline
-    private static partial Regex RegionIdPattern();
+    public bool IsLoopback => LoopbackHost.Is(BaseUri.Host);
 
     public static KmsEndpoint ForRegion(string regionId, bool vpc = false)
     {
-        ValidateRegionId(regionId);
+        RegionIds.Validate(regionId);
         var host = vpc ? $"kms-vpc.{regionId}.aliyuncs.com" : $"kms.{regionId}.aliyuncs.com";
         return new KmsEndpoint(new Uri($"https://{host}/"), regionId, null);
     }
@@ -51,7 +47,7 @@ public sealed partial class KmsEndpoint
             throw new ArgumentException($"The KMS endpoint '{url}' is not an http(s) URL.", nameof(url));
         if (uri.AbsolutePath != "/" || uri.Query.Length > 0 || uri.UserInfo.Length > 0)
             throw new ArgumentException($"The KMS endpoint '{url}' must be scheme://host[:port] with no path, query or user info.", nameof(url));
-        if (regionId is not null) ValidateRegionId(regionId);
+        if (regionId is not null) RegionIds.Validate(regionId);
         if (caCertificatePath is not null)
         {
             if (uri.Scheme != Uri.UriSchemeHttps)
@@ -69,23 +65,6 @@ public sealed partial class KmsEndpoint
         throw new KmsConfigurationException(
             $"Refusing plain http to '{BaseUri.Host}': credentials and data keys would cross the network unencrypted. " +
             "Use https, a loopback host (127.0.0.0/8, ::1, localhost), or set AllowInsecureHttp explicitly.");
-    }
-
-    /// <summary>True for <c>localhost</c>, 127.0.0.0/8 and ::1.</summary>
-    public static bool IsLoopbackHost(string host)
-    {
-        host = host.Trim('[', ']');
-        if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase)) return true;
-        return IPAddress.TryParse(host, out var address) && IPAddress.IsLoopback(address);
-    }
-
-    /// <summary>True for a region id of the standard form (lower-case letters and digits in dash-separated parts).</summary>
-    public static bool IsValidRegionId(string? regionId) => !string.IsNullOrEmpty(regionId) && RegionIdPattern().IsMatch(regionId);
-
-    private static void ValidateRegionId(string regionId)
-    {
-        if (string.IsNullOrEmpty(regionId) || !RegionIdPattern().IsMatch(regionId))
-            throw new ArgumentException($"'{regionId}' is not a region id such as cn-hangzhou.", nameof(regionId));
     }
 
     /// <summary>Recovers the region from the standard host names (kms[-vpc].&lt;region&gt;.aliyuncs.com).</summary>

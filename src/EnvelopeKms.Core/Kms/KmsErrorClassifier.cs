@@ -1,6 +1,32 @@
 namespace EnvelopeKms.Kms;
 
 /// <summary>
+/// What a failed KMS call means for whoever made it, from <see cref="KmsErrorClassifier.Classify"/>: the one place
+/// where error codes are sorted, so the key provider, the retry loop and the module's error ids cannot disagree.
+/// </summary>
+public enum KmsErrorClass
+{
+    /// <summary>KMS could not be reached, timed out, or kept failing with a temporary error.</summary>
+    Unavailable,
+    /// <summary>KMS answered with something that is not the documented JSON.</summary>
+    InvalidResponse,
+    /// <summary>The request's timestamp is too far from KMS's clock.</summary>
+    ClockSkew,
+    /// <summary>The caller's identity was rejected: AccessKey, signature, security token, service not enabled.</summary>
+    Authentication,
+    /// <summary>The key, alias or key version does not exist or is not visible to the caller.</summary>
+    NotFound,
+    /// <summary>The alias (or other entity) to create exists already.</summary>
+    AlreadyExists,
+    /// <summary>KMS refused the operation: a disabled key, a key pending deletion, a denied permission.</summary>
+    Refused,
+    /// <summary>A parameter is missing or invalid.</summary>
+    InvalidRequest,
+    /// <summary>Anything else.</summary>
+    Other,
+}
+
+/// <summary>
 /// Sorts KMS error codes into the classes the client and the key provider act on. Codes come from the reference
 /// (§3): gateway codes shared by all Alibaba Cloud products and the KMS-specific ones.
 /// </summary>
@@ -74,6 +100,27 @@ public static class KmsErrorClassifier
         KmsErrorKind.InvalidResponse => e.HttpStatus >= 500,
         _ => IsRetryable(e.Code, e.HttpStatus),
     };
+
+    /// <summary>
+    /// The class of a failed call. Order matters: a clock skew is also an authentication failure, and a throttled
+    /// call that ran out of retries (<c>Rejected.Throttling</c>) is reported as refused, as KMS words it.
+    /// </summary>
+    public static KmsErrorClass Classify(KmsException e)
+    {
+        if (e.Kind is KmsErrorKind.Timeout or KmsErrorKind.Connection) return KmsErrorClass.Unavailable;
+        if (e.Kind == KmsErrorKind.InvalidResponse) return KmsErrorClass.InvalidResponse;
+        string code = e.Code;
+        if (IsClockSkew(code)) return KmsErrorClass.ClockSkew;
+        if (IsAuthentication(code, e.HttpStatus)) return KmsErrorClass.Authentication;
+        if (IsNotFound(code)) return KmsErrorClass.NotFound;
+        if (code.EndsWith("AlreadyExists", StringComparison.OrdinalIgnoreCase) || code.StartsWith("EntityAlreadyExists", StringComparison.OrdinalIgnoreCase))
+            return KmsErrorClass.AlreadyExists;
+        if (IsPermissionDenied(code) || code.StartsWith("Rejected", StringComparison.OrdinalIgnoreCase) || code.StartsWith("Forbidden", StringComparison.OrdinalIgnoreCase))
+            return KmsErrorClass.Refused;
+        if (code.StartsWith("Invalid", StringComparison.OrdinalIgnoreCase) || code.StartsWith("Missing", StringComparison.OrdinalIgnoreCase))
+            return KmsErrorClass.InvalidRequest;
+        return IsRetryable(code, e.HttpStatus) ? KmsErrorClass.Unavailable : KmsErrorClass.Other;
+    }
 
     public static bool IsRetryable(string code, int? httpStatus)
     {

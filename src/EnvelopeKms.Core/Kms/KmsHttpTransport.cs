@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using EnvelopeKms.Credentials;
-using EnvelopeKms.Kms.Signing;
+using EnvelopeKms.Cloud.Signing;
 
 namespace EnvelopeKms.Kms;
 
@@ -87,7 +87,7 @@ internal sealed class KmsHttpTransport : IDisposable
                     failure = new KmsException(request.Action, KmsErrorKind.Connection, KmsException.ConnectionFailureCode,
                         $"KMS {request.Action}: the TLS connection to {_options.Endpoint} failed, so nothing was sent: {tls.Message} " +
                         "The server's certificate is not trusted for this endpoint. If the endpoint uses a private CA, give that CA certificate " +
-                        "for this endpoint only (Connect-Kms -CaCertificatePath); certificate validation cannot be switched off.", inner: tls);
+                        "for this endpoint only; certificate validation cannot be switched off.", inner: tls);
                 }
                 catch (HttpRequestException e)
                 {

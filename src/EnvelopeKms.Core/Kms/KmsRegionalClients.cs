@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using EnvelopeKms.Cloud;
 
 namespace EnvelopeKms.Kms;
 
@@ -47,7 +48,7 @@ public sealed class KmsRegionalClients : IDisposable
         _options = options ?? new KmsRegionalClientsOptions();
         foreach (var (region, endpoint) in _options.RegionEndpoints ?? new Dictionary<string, KmsEndpoint>())
         {
-            if (!KmsEndpoint.IsValidRegionId(region))
+            if (!RegionIds.IsValid(region))
                 throw new KmsConfigurationException($"'{region}' is not a region id such as cn-shanghai; region endpoints are keyed by region id.");
             ArgumentNullException.ThrowIfNull(endpoint);
             endpoint.EnsureTransportAllowed(_options.AllowInsecureHttp);
@@ -91,7 +92,7 @@ public sealed class KmsRegionalClients : IDisposable
     {
         if (IsHome(region)) return Home.Endpoint;
         if (_endpoints.TryGetValue(region!, out var mapped)) return mapped;
-        if (!KmsEndpoint.IsValidRegionId(region))
+        if (!RegionIds.IsValid(region))
             throw new KmsConfigurationException($"No KMS endpoint is known for the region '{region}': it is not a region id such as cn-shanghai.");
         return KmsEndpoint.ForRegion(region!, _options.UseVpcEndpoint);
     }

@@ -1,4 +1,4 @@
-using EnvelopeKms.Kms.Signing;
+using EnvelopeKms.Cloud.Signing;
 
 namespace EnvelopeKms.Kms;
 

@@ -1,3 +1,5 @@
+using EnvelopeKms.Cloud;
+
 namespace EnvelopeKms.Kms;
 
 /// <summary>

@@ -2,6 +2,8 @@ using System.Collections;
 using System.Management.Automation;
 using EnvelopeKms.Kms;
 using EnvelopeKms.PowerShell.Infrastructure;
+using EnvelopeKms.PowerShell.Errors;
+using EnvelopeKms.Cloud;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -101,7 +103,7 @@ public sealed class ConnectKmsCommand : EnvelopeCmdlet
         if (AllowInsecureHttp && !explicitEndpoint)
             Fail(new ArgumentException("-AllowInsecureHttp applies to an explicit http:// -Endpoint or -RegionEndpoint; give one of them too."), null);
         if (ca is not null && !File.Exists(ca))
-            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"Cannot find the CA certificate '{ca}'.", ca), "KmsCaCertificateNotFound", ErrorCategory.ObjectNotFound, ca));
+            ThrowTerminatingError(ErrorIds.KmsCaCertificateNotFound.ToRecord(new FileNotFoundException($"Cannot find the CA certificate '{ca}'.", ca), ca));
         if (Endpoint is not null)
         {
             try
@@ -142,7 +144,7 @@ public sealed class ConnectKmsCommand : EnvelopeCmdlet
         foreach (DictionaryEntry entry in table)
         {
             string region = entry.Key as string ?? LanguagePrimitives.ConvertTo<string>(entry.Key);
-            if (!KmsEndpoint.IsValidRegionId(region))
+            if (!RegionIds.IsValid(region))
                 Fail(new ArgumentException($"-RegionEndpoint: '{region}' is not a region id such as cn-shanghai (lower-case letters and digits, separated by '-')."), table);
             if (entry.Value is not string url || string.IsNullOrWhiteSpace(url))
             {
@@ -166,7 +168,7 @@ public sealed class ConnectKmsCommand : EnvelopeCmdlet
     }
 
     private void Fail(Exception e, object? target)
-        => ThrowTerminatingError(new ErrorRecord(e, "KmsConfigurationInvalid", ErrorCategory.InvalidArgument, target));
+        => ThrowTerminatingError(ErrorIds.KmsConfigurationInvalid.ToRecord(e, target));
 }
 
 /// <summary>Clears the defaults Connect-Kms set.</summary>

@@ -7,6 +7,7 @@ using EnvelopeKms.Format;
 using EnvelopeKms.Keys;
 using EnvelopeKms.Kms;
 using EnvelopeKms.PowerShell.Infrastructure;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -18,30 +19,20 @@ namespace EnvelopeKms.PowerShell.Commands;
 [OutputType(typeof(EnvelopeFileResult))]
 public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 {
-    private static readonly IReadOnlySet<string> SessionLevelErrors = new HashSet<string>
-    {
-        // Credential, clock and configuration problems fail every file alike.
-        "KmsAuthenticationFailed", "KmsCredentialsFailed", "KmsConfigurationInvalid", "KmsClockSkew",
-    };
-    private static readonly IReadOnlySet<string> KeyLevelErrors = new HashSet<string>
-    {
-        // The new data key is shared by every file: a problem with -KeyId fails them all alike. (The same errors
-        // when unwrapping a source are that file's own: another source may be wrapped under another key.)
-        "KmsKeyNotFound", "KmsRefused", "KmsInvalidParameter", "KmsNoAllowedKey", "KmsUnavailable",
-    };
     /// <summary>Marks (in <see cref="Exception.Data"/>) a failure to get the new data key, as opposed to reading a source.</summary>
     private const string NewKeyMarker = "EnvelopeKms.NewDataKey";
     private Keys.EncryptionContext _required = Keys.EncryptionContext.Empty;
-    private EnvelopeFileFormat _target;
+    private FileFormat _target = FileFormats.Ekms;
     private CachingDataKeyProvider? _unwrapper;
     private IReadOnlyList<string>? _sdkArns;
+    private KmsRegionalClients? _clients;
     private readonly ConcurrentDictionary<string, DataKeyBatcher> _batchers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<DataKey, Lazy<Task>> _confirmed = new();
 
     /// <summary>The format to convert to: EKMS, Legacy, AlibabaSdk (ASN.1 message) or AlibabaSdkStream.</summary>
     [Parameter(Mandatory = true)]
-    [ValidateSet("EKMS", "Legacy", AlibabaSdkFormats.Asn1Name, AlibabaSdkFormats.StreamName)]
-    public string To { get; set; } = "EKMS";
+    [ValidateSet(FileFormats.EkmsName, FileFormats.LegacyName, FileFormats.AlibabaSdkName, FileFormats.AlibabaSdkStreamName)]
+    public string To { get; set; } = FileFormats.EkmsName;
 
     /// <summary>KMS keys (key id, alias/... or ARN) that wrap the new data key; the first generates it. Legacy: one key.</summary>
     [Parameter(Mandatory = true)]
@@ -60,27 +51,25 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     [ArgumentCompleter(typeof(KmsKeyCompleter))]
     public string[]? AllowedKeyId { get; set; }
 
-    protected override IReadOnlySet<string> TerminatingErrorIds => SessionLevelErrors;
+    // Sources may be wrapped under different keys, so reading one fails only that file; the new data key is shared
+    // by every file, so failing to get it fails them all alike.
+    private protected override PipelineEnd PipelineEnd => PipelineEnd.SharedSession;
 
-    protected override bool IsTerminating(Exception error, ErrorRecord record)
-        => base.IsTerminating(error, record) || (error.Data.Contains(NewKeyMarker) && KeyLevelErrors.Contains(record.FullyQualifiedErrorId));
+    private protected override PipelineEnd PipelineEndFor(Exception error) => error.Data.Contains(NewKeyMarker) ? PipelineEnd.SharedDataKey : PipelineEnd;
 
     protected override void BeginProcessing()
     {
         _required = ToContextOrStop(EncryptionContext);
-        _target = To.ToUpperInvariant() switch
+        _target = FileFormats.FromName(To);
+        try
         {
-            "EKMS" => EnvelopeFileFormat.Ekms,
-            "LEGACY" => EnvelopeFileFormat.Legacy,
-            _ => AlibabaSdkFormats.LayoutOf(To) == AlibabaSdk.AlibabaSdkLayout.Asn1 ? EnvelopeFileFormat.AlibabaSdk : EnvelopeFileFormat.AlibabaSdkStream,
-        };
-        if (_target == EnvelopeFileFormat.Legacy && KeyId.Length > 1)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("The legacy format holds one wrapped key; give one -KeyId."),
-                "EnvelopeLegacyOneKey", ErrorCategory.InvalidArgument, KeyId));
-        if (KeyId.Length > EnvelopeFormat.DefaultMaxWrappedKeys)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException(
-                $"At most {EnvelopeFormat.DefaultMaxWrappedKeys} KMS keys can wrap one file (the most a reader accepts by default); {KeyId.Length} were given."),
-                "EnvelopeTooManyKeys", ErrorCategory.InvalidArgument, KeyId));
+            // The context is the source's, carried over; a context the target cannot hold is that file's own error.
+            _target.CheckEncryption(KeyId.Length, Keys.EncryptionContext.Empty);
+        }
+        catch (FormatRuleException e)
+        {
+            ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, KeyId));
+        }
         foreach (var key in KeyId) ModuleState.Current.RememberKey(key);
         BeginWriting();
     }
@@ -89,29 +78,28 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     {
         foreach (var source in ResolveInputFiles())
         {
-            var format = LegacyFileOperations.DetectFormatOrUnknown(source);
-            if (format == EnvelopeFileFormat.Unknown)
+            var format = FileFormats.TryDetect(source);
+            if (format is null)
             {
-                WriteError(new ErrorRecord(new EnvelopeException(EnvelopeError.NotEnvelope, $"'{source}' is not an envelope file of a format this module reads (EKMS, legacy, Encryption SDK)."),
-                    "EnvelopeNotRecognized", ErrorCategory.InvalidData, source));
+                var e = new EnvelopeException(EnvelopeError.NotEnvelope, $"'{source}' is not an envelope file of a format this module reads (EKMS, legacy, Encryption SDK).");
+                WriteError(ErrorIds.EnvelopeNotRecognized.ToRecord(e, source));
                 continue;
             }
             if (format == _target)
             {
-                string hint = format == EnvelopeFileFormat.Ekms ? " To change the KMS keys of an EKMS file, use Update-EnvelopeFileKey." : "";
-                WriteError(new ErrorRecord(new InvalidOperationException($"'{source}' is already in the {AlibabaSdkFormats.NameOf(format)} format; nothing to convert.{hint}"),
-                    "EnvelopeConvertSameFormat", ErrorCategory.InvalidOperation, source));
+                string hint = format == FileFormats.Ekms ? " To change the KMS keys of an EKMS file, use Update-EnvelopeFileKey." : "";
+                WriteError(ErrorIds.EnvelopeConvertSameFormat.ToRecord(new InvalidOperationException($"'{source}' is already in the {format.Name} format; nothing to convert.{hint}"), source));
                 continue;
             }
             string destination = Destination is null ? source : DestinationFor(source, System.IO.Path.GetFileName(source))!;
             bool inPlace = string.Equals(System.IO.Path.GetFullPath(destination), source, OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase);
             if (!inPlace && !CheckDestinationFree(source, destination)) continue;
-            string from = AlibabaSdkFormats.NameOf(format), to = AlibabaSdkFormats.NameOf(_target);
+            string from = format.Name, to = _target.Name;
             if (!ShouldProcess(source, inPlace ? $"Convert from {from} to {to} in place" : $"Convert from {from} to {to} into '{destination}'")) continue;
             WarnAboutLeftoverTempFiles(destination);
             _unwrapper ??= CreateUnwrappingKeyProvider(AllowedKeyId);
-            if (_target is EnvelopeFileFormat.AlibabaSdk or EnvelopeFileFormat.AlibabaSdkStream) _ = SdkArns;
-            _ = Clients; // created here, on the pipeline thread
+            if (_target.RecordsKeyArns) ResolveSdkArns();
+            _clients = OpenRegionalClients(); // made here, on the pipeline thread
             Queue.Start(new FileWorkQueue.WorkItem(source, new FileInfo(source).Length), (item, ct) => ConvertAsync(item, format, destination, ct));
         }
     }
@@ -123,19 +111,15 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     }
 
     /// <summary>The Encryption SDK records keys by ARN: ids and aliases are resolved once, on the pipeline thread.</summary>
-    private IReadOnlyList<string> SdkArns
+    private void ResolveSdkArns()
     {
-        get
+        try
         {
-            try
-            {
-                _sdkArns ??= Run(ct => KmsKeyArn.ResolveAsync(Client, KeyId, ct));
-            }
-            catch (Exception e) when (e is KmsException or Credentials.CredentialsException)
-            {
-                ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, KeyId));
-            }
-            return _sdkArns!;
+            _sdkArns ??= Run(ct => KmsKeyArnResolver.ResolveAsync(OpenClient(), KeyId, ct));
+        }
+        catch (Exception e) when (e is KmsException or Credentials.CredentialsException)
+        {
+            ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, KeyId));
         }
     }
 
@@ -144,7 +128,7 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     {
         string id = context.ToKmsJson() ?? "";
         var batcher = _batchers.GetOrAdd(id, _ => new DataKeyBatcher(
-            new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(Clients, new KmsDataKeyProviderOptions { Trace = QueueVerbose })),
+            new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(_clients!, new KmsDataKeyProviderOptions { Trace = QueueVerbose })),
             _sdkArns ?? KeyId, context, DataKeyReuseLimits.Default));
         return MarkFailures(batcher.AcquireAsync(length, cancellationToken));
 
@@ -172,9 +156,9 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
                 throw new KeyProviderException(KeyProviderError.InvalidDataKey, "KMS unwrapped the new data key to different bytes; the source was left as it was.");
         })).Value;
 
-    private async Task<object?> ConvertAsync(FileWorkQueue.WorkItem item, EnvelopeFileFormat format, string destination, CancellationToken cancellationToken)
+    private async Task<object?> ConvertAsync(FileWorkQueue.WorkItem item, FileFormat format, string destination, CancellationToken cancellationToken)
     {
-        var result = await EnvelopeConverter.ConvertFileAsync(item.Source, format, destination, _target, _unwrapper!, _required,
+        var result = await EnvelopeConverter.ConvertFileAsync(item.Source, format.Id, destination, _target.Id, _unwrapper!, _required,
             AcquireKeyAsync, _sdkArns, ConfirmNewKeyAsync, Force, cancellationToken).ConfigureAwait(false);
         var entry = result.NewWrappedKeys[0];
         return new EnvelopeFileResult
@@ -184,7 +168,7 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             Source = result.Source,
             KeyId = entry.KeyId,
             Region = entry.Region.Length == 0 ? null : entry.Region,
-            Format = AlibabaSdkFormats.NameOf(result.TargetFormat),
+            Format = _target.Name,
             Length = result.OutputLength,
         };
     }

@@ -1,7 +1,8 @@
 using System.Management.Automation;
 using EnvelopeKms.Files;
-using EnvelopeKms.Legacy;
 using EnvelopeKms.PowerShell.Infrastructure;
+
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -33,7 +34,7 @@ public sealed class GetEnvelopeFileInfoCommand : EnvelopeCmdlet
             }
             catch (Exception e) when (e is not PipelineStoppedException and not OperationCanceledException)
             {
-                WriteError(ErrorMapper.ToErrorRecord(e, file));
+                WriteError(ErrorMapper.ToErrorRecord(e, file, FileAccess.Read));
             }
         }
     }
@@ -42,42 +43,7 @@ public sealed class GetEnvelopeFileInfoCommand : EnvelopeCmdlet
 
     private static async Task<EnvelopeFileInfo> ReadAsync(string file, CancellationToken cancellationToken)
     {
-        long length = new FileInfo(file).Length;
-        var format = await LegacyFileOperations.DetectFormatAsync(file, cancellationToken).ConfigureAwait(false);
-        if (AlibabaSdkFormats.LayoutOf(format) is not null)
-        {
-            var sdk = await AlibabaSdkFileOperations.ReadHeaderAsync(file, cancellationToken).ConfigureAwait(false);
-            return new EnvelopeFileInfo
-            {
-                Path = file,
-                Format = AlibabaSdkFormats.NameOf(sdk.Layout),
-                Version = sdk.Version,
-                Suite = AlibabaSdkFormats.Describe(sdk.Algorithm),
-                KeyIds = sdk.EncryptedDataKeys.Select(k => k.CmkArn).ToArray(),
-                WrappedKeys = sdk.WrappedKeys.Select(EnvelopeFileInfo.ToInfo).ToArray(),
-                EncryptionContext = EnvelopeFileInfo.ToDictionary(sdk.EncryptionContext),
-                PlaintextLength = sdk.PlaintextLength,
-                Length = length,
-            };
-        }
-        if (format == EnvelopeFileFormat.Legacy)
-        {
-            if (length > LegacyEnvelope.MaxFileSize)
-                throw new Format.EnvelopeException(Format.EnvelopeError.LegacyInvalid, "The file is too large to be a legacy envelope file.");
-            var legacy = await LegacyFileOperations.ReadAsync(file, cancellationToken).ConfigureAwait(false);
-            return new EnvelopeFileInfo
-            {
-                Path = file,
-                Format = "Legacy",
-                Suite = "AES-256-EAX (documentation sample)",
-                KeyIds = [],
-                WrappedKeys = [EnvelopeFileInfo.ToInfo(legacy.WrappedKey)],
-                EncryptionContext = new System.Collections.Specialized.OrderedDictionary(),
-                PlaintextLength = legacy.Ciphertext.Length,
-                Length = length,
-            };
-        }
-        var header = await EnvelopeFileOperations.ReadHeaderAsync(file, cancellationToken: cancellationToken).ConfigureAwait(false);
-        return EnvelopeFileInfo.FromHeader(file, header, length);
+        var format = await FileFormats.OfFileAsync(file, cancellationToken).ConfigureAwait(false);
+        return EnvelopeFileInfo.From(await format.DescribeAsync(file, cancellationToken).ConfigureAwait(false));
     }
 }

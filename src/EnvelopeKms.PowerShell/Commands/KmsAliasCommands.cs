@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using EnvelopeKms.Kms;
 using EnvelopeKms.PowerShell.Infrastructure;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -22,7 +23,7 @@ public sealed class NewKmsAliasCommand : KmsKeyCmdlet
     protected override void ProcessRecord()
     {
         if (!ShouldProcess(AliasName, $"Create alias for KMS key {KeyId}")) return;
-        if (!TryRun(AliasName, ct => Client.CreateAliasAsync(AliasName, KeyId, ct))) return;
+        if (!TryRun(AliasName, ct => OpenClient().CreateAliasAsync(AliasName, KeyId, ct))) return;
         ModuleState.Current.RememberAlias(AliasName, KeyId);
         WriteObject(new AliasMetadata { AliasName = AliasName, KeyId = KeyId });
     }
@@ -49,7 +50,7 @@ public sealed class SetKmsAliasCommand : KmsKeyCmdlet
     protected override void ProcessRecord()
     {
         if (!ShouldProcess(AliasName, $"Point alias at KMS key {KeyId}")) return;
-        if (!TryRun(AliasName, ct => Client.UpdateAliasAsync(AliasName, KeyId, ct))) return;
+        if (!TryRun(AliasName, ct => OpenClient().UpdateAliasAsync(AliasName, KeyId, ct))) return;
         ModuleState.Current.RememberAlias(AliasName, KeyId);
         if (PassThru) WriteObject(new AliasMetadata { AliasName = AliasName, KeyId = KeyId });
     }
@@ -69,7 +70,7 @@ public sealed class RemoveKmsAliasCommand : KmsKeyCmdlet
         foreach (var alias in AliasName)
         {
             if (!ShouldProcess(alias, "Delete alias")) continue;
-            if (TryRun(alias, ct => Client.DeleteAliasAsync(alias, ct))) ModuleState.Current.KnownAliases.TryRemove(alias, out _);
+            if (TryRun(alias, ct => OpenClient().DeleteAliasAsync(alias, ct))) ModuleState.Current.KnownAliases.TryRemove(alias, out _);
         }
     }
 }
@@ -94,7 +95,7 @@ public sealed class GetKmsAliasCommand : KmsKeyCmdlet
         List<AliasMetadata> aliases = [];
         bool byKey = ParameterSetName == "KeyId";
         if (!TryRun(byKey ? KeyId : "ListAliases", async ct => aliases = await KmsPaging.FetchAllAsync(
-                byKey ? Client.ListAllAliasesByKeyIdAsync(KeyId, cancellationToken: ct) : Client.ListAllAliasesAsync(cancellationToken: ct), ct).ConfigureAwait(false)))
+                byKey ? OpenClient().ListAllAliasesByKeyIdAsync(KeyId, cancellationToken: ct) : OpenClient().ListAllAliasesAsync(cancellationToken: ct), ct).ConfigureAwait(false)))
             return;
         var pattern = AliasName is null ? null : new WildcardPattern(AliasName, WildcardOptions.IgnoreCase);
         bool found = false;
@@ -106,6 +107,6 @@ public sealed class GetKmsAliasCommand : KmsKeyCmdlet
             WriteObject(alias);
         }
         if (!found && AliasName is not null && !WildcardPattern.ContainsWildcardCharacters(AliasName))
-            WriteError(new ErrorRecord(new ItemNotFoundException($"No KMS alias named '{AliasName}'."), "KmsAliasNotFound", ErrorCategory.ObjectNotFound, AliasName));
+            WriteError(ErrorIds.KmsAliasNotFound.ToRecord(new ItemNotFoundException($"No KMS alias named '{AliasName}'."), AliasName));
     }
 }

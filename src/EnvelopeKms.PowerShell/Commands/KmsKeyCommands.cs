@@ -3,6 +3,8 @@ using System.Management.Automation;
 using EnvelopeKms.Kms;
 using EnvelopeKms.PowerShell.Infrastructure;
 
+using EnvelopeKms.PowerShell.Errors;
+
 namespace EnvelopeKms.PowerShell.Commands;
 
 /// <summary>Base of the key cmdlets: a KMS call per key, with errors per key and the key remembered for Tab completion.</summary>
@@ -20,7 +22,7 @@ public abstract class KmsKeyCmdlet : KmsCmdlet
         {
             var record = ErrorMapper.ToErrorRecord(e, target);
             // Credentials, clock and configuration problems fail every call alike: stop once.
-            if (record.FullyQualifiedErrorId is "KmsAuthenticationFailed" or "KmsClockSkew" or "KmsCredentialsFailed" or "KmsConfigurationInvalid")
+            if (PipelineEnd.SharedSession.Ends(ErrorMapper.IdOf(e)))
                 ThrowTerminatingError(record);
             WriteError(record);
             return false;
@@ -85,7 +87,7 @@ public sealed class NewKmsKeyCommand : KmsKeyCmdlet
             Tags = Tag?.Cast<DictionaryEntry>().ToDictionary(e => LanguagePrimitives.ConvertTo<string>(e.Key), e => LanguagePrimitives.ConvertTo<string>(e.Value)),
         };
         KeyMetadata? key = null;
-        if (TryRun(Description ?? "new key", async ct => key = await Client.CreateKeyAsync(request, ct).ConfigureAwait(false))) Emit(key!);
+        if (TryRun(Description ?? "new key", async ct => key = await OpenClient().CreateKeyAsync(request, ct).ConfigureAwait(false))) Emit(key!);
     }
 }
 
@@ -104,7 +106,7 @@ public sealed class GetKmsKeyCommand : KmsKeyCmdlet
         if (KeyId is null)
         {
             List<KeySummary> keys = [];
-            if (!TryRun("ListKeys", async ct => keys = await KmsPaging.FetchAllAsync(Client.ListAllKeysAsync(cancellationToken: ct), ct).ConfigureAwait(false))) return;
+            if (!TryRun("ListKeys", async ct => keys = await KmsPaging.FetchAllAsync(OpenClient().ListAllKeysAsync(cancellationToken: ct), ct).ConfigureAwait(false))) return;
             foreach (var summary in keys) Describe(summary.KeyId);
             return;
         }
@@ -114,7 +116,7 @@ public sealed class GetKmsKeyCommand : KmsKeyCmdlet
     private void Describe(string id)
     {
         KeyMetadata? key = null;
-        if (TryRun(id, async ct => key = await Client.DescribeKeyAsync(id, ct).ConfigureAwait(false))) Emit(key!);
+        if (TryRun(id, async ct => key = await OpenClient().DescribeKeyAsync(id, ct).ConfigureAwait(false))) Emit(key!);
     }
 }
 
@@ -143,7 +145,7 @@ public abstract class KmsKeyStateCmdlet : KmsKeyCmdlet
             if (PassThru)
             {
                 KeyMetadata? key = null;
-                if (TryRun(id, async ct => key = await Client.DescribeKeyAsync(id, ct).ConfigureAwait(false))) Emit(key!);
+                if (TryRun(id, async ct => key = await OpenClient().DescribeKeyAsync(id, ct).ConfigureAwait(false))) Emit(key!);
             }
         }
     }
@@ -154,7 +156,7 @@ public abstract class KmsKeyStateCmdlet : KmsKeyCmdlet
 public sealed class EnableKmsKeyCommand : KmsKeyStateCmdlet
 {
     protected override string Action => "Enable KMS key";
-    protected override Task ChangeAsync(string keyId, CancellationToken ct) => Client.EnableKeyAsync(keyId, ct);
+    protected override Task ChangeAsync(string keyId, CancellationToken ct) => OpenClient().EnableKeyAsync(keyId, ct);
 }
 
 [Cmdlet(VerbsLifecycle.Disable, "KmsKey", SupportsShouldProcess = true)]
@@ -162,7 +164,7 @@ public sealed class EnableKmsKeyCommand : KmsKeyStateCmdlet
 public sealed class DisableKmsKeyCommand : KmsKeyStateCmdlet
 {
     protected override string Action => "Disable KMS key";
-    protected override Task ChangeAsync(string keyId, CancellationToken ct) => Client.DisableKeyAsync(keyId, ct);
+    protected override Task ChangeAsync(string keyId, CancellationToken ct) => OpenClient().DisableKeyAsync(keyId, ct);
 }
 
 /// <summary>Schedules a key's deletion after a pending window (ScheduleKeyDeletion); Restore-KmsKey cancels it.</summary>
@@ -176,7 +178,7 @@ public sealed class RemoveKmsKeyCommand : KmsKeyStateCmdlet
     public int PendingWindowInDays { get; set; } = 30;
 
     protected override string Action => $"Schedule deletion of KMS key in {PendingWindowInDays} days";
-    protected override Task ChangeAsync(string keyId, CancellationToken ct) => Client.ScheduleKeyDeletionAsync(keyId, PendingWindowInDays, ct);
+    protected override Task ChangeAsync(string keyId, CancellationToken ct) => OpenClient().ScheduleKeyDeletionAsync(keyId, PendingWindowInDays, ct);
 }
 
 /// <summary>Cancels a key's scheduled deletion (CancelKeyDeletion).</summary>
@@ -185,5 +187,5 @@ public sealed class RemoveKmsKeyCommand : KmsKeyStateCmdlet
 public sealed class RestoreKmsKeyCommand : KmsKeyStateCmdlet
 {
     protected override string Action => "Cancel deletion of KMS key";
-    protected override Task ChangeAsync(string keyId, CancellationToken ct) => Client.CancelKeyDeletionAsync(keyId, ct);
+    protected override Task ChangeAsync(string keyId, CancellationToken ct) => OpenClient().CancelKeyDeletionAsync(keyId, ct);
 }

@@ -4,6 +4,7 @@ using System.Security;
 using System.Security.Cryptography;
 using EnvelopeKms.Kms;
 using EnvelopeKms.PowerShell.Infrastructure;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -49,12 +50,12 @@ public sealed class ProtectKmsSecretCommand : KmsKeyCmdlet
         {
             if (plaintext.Length is 0 or > KmsClient.MaxEncryptPlaintextBytes)
             {
-                WriteError(new ErrorRecord(new ArgumentException($"KMS Encrypt takes 1 to {KmsClient.MaxEncryptPlaintextBytes} bytes; this secret has {plaintext.Length}. Use Protect-EnvelopeFile for larger data."),
-                    "KmsSecretSize", ErrorCategory.InvalidArgument, null));
+                var e = new ArgumentException($"KMS Encrypt takes 1 to {KmsClient.MaxEncryptPlaintextBytes} bytes; this secret has {plaintext.Length}. Use Protect-EnvelopeFile for larger data.");
+                WriteError(ErrorIds.KmsSecretSize.ToRecord(e, null));
                 return;
             }
             CiphertextResult? result = null;
-            if (TryRun(KeyId, async ct => result = await Client.EncryptAsync(KeyId, plaintext, _context, ct).ConfigureAwait(false)))
+            if (TryRun(KeyId, async ct => result = await OpenClient().EncryptAsync(KeyId, plaintext, _context, ct).ConfigureAwait(false)))
             {
                 WriteVerbose($"Encrypted a {plaintext.Length}-byte secret with KMS key {result!.KeyId}.");
                 WriteObject(result.CiphertextBlob);
@@ -94,7 +95,7 @@ public sealed class UnprotectKmsSecretCommand : KmsKeyCmdlet
         foreach (var blob in CiphertextBlob)
         {
             DecryptResult? result = null;
-            if (!TryRun(blob.Length > 24 ? blob[..24] + "…" : blob, async ct => result = await Client.DecryptAsync(blob.Trim(), _context, ct).ConfigureAwait(false))) continue;
+            if (!TryRun(blob.Length > 24 ? blob[..24] + "…" : blob, async ct => result = await OpenClient().DecryptAsync(blob.Trim(), _context, ct).ConfigureAwait(false))) continue;
             using (result)
             {
                 WriteVerbose($"Decrypted a {result!.Plaintext.Length}-byte secret with KMS key {result.KeyId}.");

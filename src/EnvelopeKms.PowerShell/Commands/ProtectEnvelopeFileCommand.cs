@@ -5,6 +5,7 @@ using EnvelopeKms.Format;
 using EnvelopeKms.Keys;
 using EnvelopeKms.Kms;
 using EnvelopeKms.PowerShell.Infrastructure;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -15,11 +16,6 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 {
     private Keys.EncryptionContext _context = Keys.EncryptionContext.Empty;
     private DataKeyBatcher? _batcher;
-    private static readonly IReadOnlySet<string> KeyLevelErrors = new HashSet<string>
-    {
-        // A key or credential problem fails every file the same way: stop once instead of an error per file.
-        "KmsAuthenticationFailed", "KmsCredentialsFailed", "KmsConfigurationInvalid", "KmsKeyNotFound", "KmsRefused", "KmsClockSkew", "KmsInvalidParameter",
-    };
     private int _alreadyProtected;
     private bool _removeYesToAll;
     private bool _removeNoToAll;
@@ -51,39 +47,33 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     /// AlibabaSdk / AlibabaSdkStream: an Alibaba Cloud Encryption SDK message (ASN.1, or the Java SDK's stream layout).
     /// </summary>
     [Parameter]
-    [ValidateSet("EKMS", "Legacy", AlibabaSdkFormats.Asn1Name, AlibabaSdkFormats.StreamName)]
-    public string Format { get; set; } = "EKMS";
+    [ValidateSet(FileFormats.EkmsName, FileFormats.LegacyName, FileFormats.AlibabaSdkName, FileFormats.AlibabaSdkStreamName)]
+    public string Format { get; set; } = FileFormats.EkmsName;
 
-    private bool Legacy => string.Equals(Format, "Legacy", StringComparison.OrdinalIgnoreCase);
+    private FileFormat _format = FileFormats.Ekms;
 
-    /// <summary>The Encryption SDK layout asked for, or null for EKMS and Legacy.</summary>
-    private AlibabaSdk.AlibabaSdkLayout? SdkLayout => AlibabaSdkFormats.LayoutOf(Format);
-
-    protected override IReadOnlySet<string> TerminatingErrorIds => KeyLevelErrors;
+    // Every file is wrapped under -KeyId: a problem with that key fails them all alike.
+    private protected override PipelineEnd PipelineEnd => PipelineEnd.SharedKey;
 
     protected override void BeginProcessing()
     {
         _context = ToContextOrStop(EncryptionContext);
-        if (Legacy && _context.Count > 0)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("The legacy format has no encryption context; remove -EncryptionContext or use -Format EKMS."),
-                "EnvelopeLegacyNoContext", ErrorCategory.InvalidArgument, EncryptionContext));
-        if (Legacy && KeyId.Length > 1)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("The legacy format holds one wrapped key; give one -KeyId."),
-                "EnvelopeLegacyOneKey", ErrorCategory.InvalidArgument, KeyId));
-        if (SdkLayout is not null && AlibabaSdk.AlibabaSdkHeader.SerializeContext(_context).Length > AlibabaSdk.AlibabaSdkFormat.MaxContextBytes)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"The Encryption SDK formats hold an encryption context of at most {AlibabaSdk.AlibabaSdkFormat.MaxContextBytes} serialized bytes."),
-                "EnvelopeContextInvalid", ErrorCategory.InvalidArgument, EncryptionContext));
-        if (KeyId.Length > EnvelopeFormat.DefaultMaxWrappedKeys)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException(
-                $"At most {EnvelopeFormat.DefaultMaxWrappedKeys} KMS keys can wrap one file (the most a reader accepts by default); {KeyId.Length} were given."),
-                "EnvelopeTooManyKeys", ErrorCategory.InvalidArgument, KeyId));
+        _format = FileFormats.FromName(Format);
+        try
+        {
+            _format.CheckEncryption(KeyId.Length, _context);
+        }
+        catch (FormatRuleException e)
+        {
+            ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, e.Rule is FormatRule.NoContext or FormatRule.ContextTooLarge ? EncryptionContext : KeyId));
+        }
         foreach (var key in KeyId) ModuleState.Current.RememberKey(key);
         BeginWriting();
         // Ask KMS for the data key while the pipeline starts delivering files, unless nothing may be written
         // (-WhatIf) or every file is to be confirmed first (-Confirm).
         bool whatIf = MyInvocation.BoundParameters.ContainsKey("WhatIf") ? ((SwitchParameter)MyInvocation.BoundParameters["WhatIf"]).IsPresent
             : LanguagePrimitives.IsTrue(GetVariableValue("WhatIfPreference"));
-        if (!whatIf && !MyInvocation.BoundParameters.ContainsKey("Confirm")) Batcher.Prefetch(CancellationToken);
+        if (!whatIf && !MyInvocation.BoundParameters.ContainsKey("Confirm")) OpenBatcher().Prefetch(CancellationToken);
     }
 
     protected override void ProcessRecord()
@@ -104,11 +94,15 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             WarnAboutLeftoverTempFiles(destination);
             bool remove = RemoveSource && ConfirmRemoval(source);
             long length = new FileInfo(source).Length;
-            _ = Batcher; // created here, on the pipeline thread, where the KMS client may write verbose output or errors
+            OpenBatcher();
             var work = new FileWorkQueue.WorkItem(source, length);
             // No read-ahead when the source is to be removed: that would widen the window in which a change to the
             // source, made after it was read, is lost with it.
-            if (SdkLayout is null && !Legacy && !remove) Queue.StartWithReadAhead(work, (item, createOutput) => ReadAhead(item, destination, createOutput), (item, ahead, ct) => ProtectAsync(item, ahead, destination, remove, ct));
+            if (_format.ReadsAhead && !remove)
+            {
+                Queue.StartWithReadAhead(work, (item, createOutput) => ReadAhead(item, destination, createOutput),
+                    (item, ahead, ct) => ProtectAsync(item, ahead, destination, remove, ct));
+            }
             else Queue.Start(work, (item, ct) => ProtectAsync(item, null, destination, remove, ct));
         }
     }
@@ -125,8 +119,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 
     /// <summary>A .ekms file that already holds an envelope of a known format (by content) is not encrypted again.</summary>
     private static bool IsAlreadyProtected(string source)
-        => source.EndsWith(EnvelopeFormat.FileExtension, StringComparison.OrdinalIgnoreCase)
-            && LegacyFileOperations.DetectFormatOrUnknown(source) != EnvelopeFileFormat.Unknown;
+        => source.EndsWith(EnvelopeFormat.FileExtension, StringComparison.OrdinalIgnoreCase) && FileFormats.TryDetect(source) is not null;
 
     /// <summary>A symbolic link or a file with other hard links is refused before anything is written: deleting its name would leave the plaintext.</summary>
     private bool CheckRemovable(string source)
@@ -155,9 +148,13 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             ref _removeYesToAll, ref _removeNoToAll);
     }
 
-    private DataKeyBatcher Batcher => _batcher ??= new DataKeyBatcher(
-        new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(Clients, new KmsDataKeyProviderOptions { Trace = QueueVerbose })),
-        BatchKeyIds, _context, DataKeyPerFile ? DataKeyReuseLimits.PerFile : DataKeyReuseLimits.Default);
+    /// <summary>
+    /// The batch's data keys, made on the first call: on the pipeline thread, where the KMS client may write verbose
+    /// output or end the command (and never under -WhatIf, which makes no KMS client at all).
+    /// </summary>
+    private DataKeyBatcher OpenBatcher() => _batcher ??= new DataKeyBatcher(
+        new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(OpenRegionalClients(), new KmsDataKeyProviderOptions { Trace = QueueVerbose })),
+        ResolveBatchKeyIds(), _context, DataKeyPerFile ? DataKeyReuseLimits.PerFile : DataKeyReuseLimits.Default);
 
     private IReadOnlyList<string>? _sdkArns;
 
@@ -166,24 +163,23 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     /// DescribeKey, on the pipeline thread. KMS is then asked with the ARNs, whose regions pick the endpoints, as the
     /// SDKs take the region from the ARN.
     /// </summary>
-    private IReadOnlyList<string> BatchKeyIds
+    private IReadOnlyList<string> ResolveBatchKeyIds()
     {
-        get
+        if (!_format.RecordsKeyArns) return KeyId;
+        try
         {
-            if (SdkLayout is null) return KeyId;
-            try
-            {
-                _sdkArns ??= Run(ct => KmsKeyArn.ResolveAsync(Client, KeyId, ct));
-            }
-            catch (Exception e) when (e is KmsException or Credentials.CredentialsException)
-            {
-                ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, KeyId));
-            }
-            if (_sdkArns!.Distinct(StringComparer.Ordinal).Count() != _sdkArns!.Count)
-                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"Two -KeyId values name the same KMS key ({string.Join(", ", _sdkArns!)}); an Encryption SDK message holds one data key per key."),
-                    "EnvelopeDuplicateKeyId", ErrorCategory.InvalidArgument, KeyId));
-            return _sdkArns!;
+            _sdkArns ??= Run(ct => KmsKeyArnResolver.ResolveAsync(OpenClient(), KeyId, ct));
         }
+        catch (Exception e) when (e is KmsException or Credentials.CredentialsException)
+        {
+            ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, KeyId));
+        }
+        if (_sdkArns!.Distinct(StringComparer.Ordinal).Count() != _sdkArns!.Count)
+        {
+            var e = new ArgumentException($"Two -KeyId values name the same KMS key ({string.Join(", ", _sdkArns!)}); an Encryption SDK message holds one data key per key.");
+            ThrowTerminatingError(ErrorIds.EnvelopeDuplicateKeyId.ToRecord(e, KeyId));
+        }
+        return _sdkArns!;
     }
 
     /// <summary>Runs before the data key is there: reads a small source and creates its output (both need no key).</summary>
@@ -196,23 +192,14 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 
     private async Task<object?> ProtectAsync(FileWorkQueue.WorkItem item, PreparedFile? readAhead, string destination, bool removeSource, CancellationToken cancellationToken)
     {
-        using var lease = await Batcher.AcquireAsync(item.Length, cancellationToken).ConfigureAwait(false);
-        EnvelopeKms.Files.EnvelopeFileResult result = readAhead is { Output: { } output }
-            ? await EnvelopeFileOperations.EncryptFileAsync(readAhead.Input, output, lease.Key, _context, null, item.Progress, cancellationToken).ConfigureAwait(false)
-            : readAhead is not null
-            ? await EnvelopeFileOperations.EncryptFileAsync(readAhead.Input, destination, lease.Key, _context, Force, null, item.Progress, cancellationToken).ConfigureAwait(false)
-            : SdkLayout is { } layout
-            ? await AlibabaSdkFileOperations.EncryptFileAsync(item.Source, destination, lease.Key, _sdkArns!, _context, layout, Force, item.Progress, cancellationToken).ConfigureAwait(false)
-            : Legacy
-            ? await LegacyFileOperations.EncryptFileAsync(item.Source, destination, lease.Key, Force, cancellationToken).ConfigureAwait(false)
-            : await EnvelopeFileOperations.EncryptFileAsync(item.Source, destination, lease.Key, _context, Force, null, item.Progress, cancellationToken).ConfigureAwait(false);
+        using var lease = await _batcher!.AcquireAsync(item.Length, cancellationToken).ConfigureAwait(false);
+        var request = new FileEncryption(item.Source, destination, lease.Key, _context, Force) { KeyArns = _sdkArns, ReadAhead = readAhead, Progress = item.Progress };
+        var result = await _format.EncryptAsync(request, cancellationToken).ConfigureAwait(false);
         bool removed = false;
         if (removeSource)
         {
             // Only after the output on disk decrypts: a source is never removed before its copy is proven good.
-            if (SdkLayout is not null) await AlibabaSdkFileOperations.VerifyFileAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
-            else if (Legacy) await LegacyFileOperations.VerifyFileAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
-            else await EnvelopeFileOperations.VerifyFileAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
+            await _format.VerifyAsync(destination, lease.Key, cancellationToken).ConfigureAwait(false);
             SourceRemoval.Remove(item.Source, destination);
             removed = true;
         }
@@ -223,7 +210,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             Source = result.Source,
             KeyId = lease.Key.WrappedKeys[0].KeyId,
             Region = lease.Key.WrappedKeys[0].Region.Length == 0 ? null : lease.Key.WrappedKeys[0].Region,
-            Format = SdkLayout is { } sdk ? AlibabaSdkFormats.NameOf(sdk) : Legacy ? "Legacy" : "EKMS",
+            Format = _format.Name,
             Length = result.OutputLength,
             SourceRemoved = removed,
         };

@@ -4,8 +4,9 @@ using EnvelopeKms.Files;
 using EnvelopeKms.Format;
 using EnvelopeKms.Keys;
 using EnvelopeKms.Kms;
-using EnvelopeKms.Legacy;
 using EnvelopeKms.PowerShell.Infrastructure;
+
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -47,7 +48,7 @@ public sealed class TestEnvelopeFileCommand : EnvelopeFileCmdlet
                 var (keyId, entry) = RunAndTrace(ct => VerifyAsync(file, ct));
                 string? region = RegionOfUnwrap(entry);
                 WriteVerbose($"'{file}' authenticates (KMS key {keyId}{(region is null ? "" : $", region {region}")}).");
-                if (_slotProblem is not null) WriteWarning($"'{file}': {_slotProblem}");
+                if (_slotProblem is not null) WriteWarning($"'{file}': {_slotProblem} {ErrorMapper.SlotProblemHint}");
                 WriteObject(true);
             }
             catch (Exception e) when (e is EnvelopeException or KeyProviderException { Error: KeyProviderError.NoMatchingKey or KeyProviderError.Refused or KeyProviderError.InvalidDataKey })
@@ -59,7 +60,7 @@ public sealed class TestEnvelopeFileCommand : EnvelopeFileCmdlet
             catch (Exception e) when (e is not PipelineStoppedException and not OperationCanceledException)
             {
                 WriteQueuedVerbose();
-                WriteError(ErrorMapper.ToErrorRecord(e, file));
+                WriteError(ErrorMapper.ToErrorRecord(e, file, FileAccess.Read));
             }
         }
         WriteSkippedDirectorySummary();
@@ -74,19 +75,8 @@ public sealed class TestEnvelopeFileCommand : EnvelopeFileCmdlet
 
     private async Task<(string?, WrappedDataKey?)> VerifyAsync(string file, CancellationToken cancellationToken)
     {
-        var format = await LegacyFileOperations.DetectFormatAsync(file, cancellationToken).ConfigureAwait(false);
-        if (AlibabaSdkFormats.LayoutOf(format) is not null)
-        {
-            var sdk = await AlibabaSdkFileOperations.VerifyFileAsync(file, _keys!, new AlibabaSdk.AlibabaSdkDecryptOptions { RequiredContext = _required }, cancellationToken).ConfigureAwait(false);
-            return (sdk.KeyId, sdk.UnwrappedFrom);
-        }
-        if (format == EnvelopeFileFormat.Legacy)
-        {
-            if (_required.Count > 0)
-                throw new EnvelopeException(EnvelopeError.ContextMismatch, "Legacy files have no encryption context.");
-            return await LegacyFileOperations.VerifyFileAsync(file, _keys!, cancellationToken).ConfigureAwait(false);
-        }
-        var result = await EnvelopeFileOperations.VerifyFileAsync(file, _keys!, new EnvelopeDecryptOptions { RequiredContext = _required }, null, cancellationToken).ConfigureAwait(false);
+        var format = await FileFormats.OfFileAsync(file, cancellationToken).ConfigureAwait(false);
+        var result = await format.VerifyAsync(file, _keys!, _required, cancellationToken).ConfigureAwait(false);
         _slotProblem = result.SlotProblem;
         return (result.KeyId, result.UnwrappedFrom);
     }

@@ -5,6 +5,7 @@ using EnvelopeKms.Format;
 using EnvelopeKms.Keys;
 using EnvelopeKms.Kms;
 using EnvelopeKms.PowerShell.Infrastructure;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -16,11 +17,6 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     private static readonly string[] StrippedSuffixes = [EnvelopeFormat.FileExtension, ".encrypted", ".enc"];
     private Keys.EncryptionContext _required = Keys.EncryptionContext.Empty;
     private CachingDataKeyProvider? _keys;
-    private static readonly IReadOnlySet<string> SessionLevelErrors = new HashSet<string>
-    {
-        // Files have their own wrapped keys, so only credential, clock and configuration problems fail them all.
-        "KmsAuthenticationFailed", "KmsCredentialsFailed", "KmsConfigurationInvalid", "KmsClockSkew",
-    };
 
     /// <summary>Pairs that must be in each file's encryption context, with these values.</summary>
     [Parameter]
@@ -33,7 +29,8 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     [ArgumentCompleter(typeof(KmsKeyCompleter))]
     public string[]? AllowedKeyId { get; set; }
 
-    protected override IReadOnlySet<string> TerminatingErrorIds => SessionLevelErrors;
+    // Files have their own wrapped keys, so only credential, clock and configuration problems fail them all.
+    private protected override PipelineEnd PipelineEnd => PipelineEnd.SharedSession;
 
     protected override void BeginProcessing()
     {
@@ -48,8 +45,7 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             string? destination = DestinationFor(source, StripSuffix(System.IO.Path.GetFileName(source)));
             if (destination is null)
             {
-                WriteError(new ErrorRecord(new ArgumentException($"Cannot tell the output name of '{source}': it does not end in .ekms. Give -Destination."),
-                    "EnvelopeDestinationRequired", ErrorCategory.InvalidArgument, source));
+                WriteError(ErrorIds.EnvelopeDestinationRequired.ToRecord(new ArgumentException($"Cannot tell the output name of '{source}': it does not end in .ekms. Give -Destination."), source));
                 continue;
             }
             if (!CheckDestinationFree(source, destination)) continue;
@@ -74,44 +70,27 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         .FirstOrDefault();
 
     /// <summary>
-    /// Runs before the data key is there: reads a small source and, for an EKMS file (the others take their own paths),
-    /// creates its output.
+    /// Runs before the data key is there: reads a small source and, for a format that reads ahead (the others take
+    /// their own paths), creates its output.
     /// </summary>
     private PreparedFile? ReadAhead(FileWorkQueue.WorkItem item, string destination, bool createOutput)
     {
         var prepared = PreparedFile.TryRead(item.Source);
-        if (prepared is not null && createOutput && DetectFormat(prepared.Input) == EnvelopeFileFormat.Ekms) prepared.TryCreateOutput(destination, Force);
+        if (prepared is not null && createOutput && FileFormats.OfContent(prepared.Input).ReadsAhead) prepared.TryCreateOutput(destination, Force);
         return prepared;
     }
-
-    private static EnvelopeFileFormat DetectFormat(SmallFile file) => LegacyFileOperations.Detect(file.Content[..Math.Min(64, file.Length)]);
 
     private async Task<object?> UnprotectAsync(FileWorkQueue.WorkItem item, PreparedFile? readAhead, string destination, CancellationToken cancellationToken)
     {
         var format = readAhead is not null
-            ? DetectFormat(readAhead.Input)
-            : await LegacyFileOperations.DetectFormatAsync(item.Source, cancellationToken).ConfigureAwait(false);
-        EnvelopeKms.Files.EnvelopeFileResult result;
-        if (format == EnvelopeFileFormat.Legacy)
+            ? FileFormats.OfContent(readAhead.Input)
+            : await FileFormats.OfFileAsync(item.Source, cancellationToken).ConfigureAwait(false);
+        var request = new FileDecryption(item.Source, destination, _keys!, _required, Force)
         {
-            if (_required.Count > 0)
-                throw new EnvelopeException(EnvelopeError.ContextMismatch, "This is a legacy (documentation sample) file, which has no encryption context; the required context cannot match.");
-            result = await LegacyFileOperations.DecryptFileAsync(item.Source, destination, _keys!, Force, cancellationToken).ConfigureAwait(false);
-        }
-        else if (AlibabaSdkFormats.LayoutOf(format) is not null)
-        {
-            var options = new AlibabaSdk.AlibabaSdkDecryptOptions { RequiredContext = _required };
-            result = await AlibabaSdkFileOperations.DecryptFileAsync(item.Source, destination, _keys!, Force, options, item.Progress, cancellationToken).ConfigureAwait(false);
-        }
-        else
-        {
-            var options = new EnvelopeDecryptOptions { RequiredContext = _required };
-            result = readAhead is { Output: { } output }
-                ? await EnvelopeFileOperations.DecryptFileAsync(readAhead.Input, output, _keys!, options, item.Progress, cancellationToken).ConfigureAwait(false)
-                : readAhead is not null
-                ? await EnvelopeFileOperations.DecryptFileAsync(readAhead.Input, destination, _keys!, Force, options, item.Progress, cancellationToken).ConfigureAwait(false)
-                : await EnvelopeFileOperations.DecryptFileAsync(item.Source, destination, _keys!, Force, options, item.Progress, cancellationToken).ConfigureAwait(false);
-        }
+            ReadAhead = format.ReadsAhead ? readAhead : null,
+            Progress = item.Progress,
+        };
+        var result = await format.DecryptAsync(request, cancellationToken).ConfigureAwait(false);
         return new EnvelopeFileResult
         {
             Operation = "Unprotect",
@@ -119,9 +98,9 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             Source = result.Source,
             KeyId = result.KeyId,
             Region = RegionOfUnwrap(result.UnwrappedFrom),
-            Format = AlibabaSdkFormats.NameOf(format),
+            Format = format.Name,
             Length = result.OutputLength,
-            SlotProblem = result.Header?.DescribeSlotProblem(),
+            SlotProblem = result.SlotProblem is { } problem ? $"{problem} {ErrorMapper.SlotProblemHint}" : null,
         };
     }
 

@@ -4,6 +4,8 @@ using EnvelopeKms.Files;
 using EnvelopeKms.Format;
 using EnvelopeKms.Keys;
 using EnvelopeKms.PowerShell.Infrastructure;
+using EnvelopeKms.PowerShell.Errors;
+using EnvelopeKms.Cloud;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
@@ -17,10 +19,6 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
 {
     private const string ReplacePathSet = "ReplacePath";
     private const string ReplaceLiteralPathSet = "ReplaceLiteralPath";
-    private static readonly IReadOnlySet<string> SessionLevelErrors = new HashSet<string>
-    {
-        "KmsAuthenticationFailed", "KmsCredentialsFailed", "KmsConfigurationInvalid", "KmsClockSkew",
-    };
     private Keys.EncryptionContext _required = Keys.EncryptionContext.Empty;
     private EnvelopeKeyChange _change = new();
     private CachingDataKeyProvider? _keys;
@@ -96,21 +94,19 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
             : new EnvelopeKeyChange { Add = AddKeyId ?? [], Remove = RemoveKeyId ?? [] };
         if (!Replacing && _change.Add.Count == 0 && _change.Remove.Count == 0)
         {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("Give -AddKeyId, -RemoveKeyId (or both), or the complete new set with -KeyId."),
-                "EnvelopeKeyChangeMissing", ErrorCategory.InvalidArgument, null));
+            ThrowTerminatingError(ErrorIds.EnvelopeKeyChangeMissing.ToRecord(new ArgumentException("Give -AddKeyId, -RemoveKeyId (or both), or the complete new set with -KeyId."), null));
         }
         var all = _change.Add.Concat(_change.Remove).Concat(_change.Replace ?? []).ToList();
         if (all.Count > EnvelopeFormat.MaxWrappedKeysHardLimit)
         {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"At most {EnvelopeFormat.MaxWrappedKeysHardLimit} KMS keys can wrap one file."),
-                "EnvelopeTooManyKeys", ErrorCategory.InvalidArgument, all));
+            ThrowTerminatingError(ErrorIds.EnvelopeTooManyKeys.ToRecord(new ArgumentException($"At most {EnvelopeFormat.MaxWrappedKeysHardLimit} KMS keys can wrap one file."), all));
         }
         foreach (var reference in all)
         {
-            try { Kms.KmsKeyReference.Parse(reference); }
+            try { Cloud.KmsKeyReference.Parse(reference); }
             catch (ArgumentException e)
             {
-                ThrowTerminatingError(new ErrorRecord(e, "EnvelopeInvalidArgument", ErrorCategory.InvalidArgument, reference));
+                ThrowTerminatingError(ErrorIds.EnvelopeInvalidArgument.ToRecord(e, reference));
             }
             ModuleState.Current.RememberKey(reference);
         }
@@ -126,7 +122,7 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
             // Created on the first file that is really processed: -WhatIf makes no KMS client and no call.
             _keys ??= CreateUnwrappingKeyProvider(AllowedKeyId);
             // New entries are wrapped at the endpoint of each key's region (a DR key's ARN names its region).
-            _updater ??= new EnvelopeKeyUpdater(_keys, new Kms.KmsDataKeyProvider(Clients, new Kms.KmsDataKeyProviderOptions { Trace = QueueVerbose }), _change) { RequiredContext = _required };
+            _updater ??= new EnvelopeKeyUpdater(_keys, new Kms.KmsDataKeyProvider(OpenRegionalClients(), new Kms.KmsDataKeyProviderOptions { Trace = QueueVerbose }), _change) { RequiredContext = _required };
             var updater = _updater;
             _queue!.Start(new FileWorkQueue.WorkItem(file, 0), async (item, ct) => await updater.UpdateFileAsync(item.Source, ct).ConfigureAwait(false));
         }
@@ -158,18 +154,23 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
         {
             var result = (EnvelopeKeyUpdateResult)completion.Result!;
             foreach (var key in result.NewKeys) ModuleState.Current.RememberKey(key.KeyId);
-            if (result.RepairedSlotProblem is { } problem) WriteWarning($"'{result.Path}': {problem.Replace(" Update-EnvelopeFileKey rewrites both slots.", "")} Both slots were rewritten.");
+            if (result.RepairedSlotProblem is { } problem) WriteWarning($"'{result.Path}': {problem} Both slots were rewritten.");
             if (!result.Changed)
                 WriteVerbose($"'{result.Path}' already has these keys ({string.Join(", ", result.NewKeys.Select(k => k.KeyId))}); not changed.");
             else if (result.Rewritten)
-                WriteVerbose($"'{result.Path}': {(result.OldVersion == EnvelopeFormat.Version1 ? "converted from format v1 to v2" : "the key list outgrew the header slots")}, so the whole file was rewritten (temp file, body bytes copied as they are, rename): keys {string.Join(", ", result.NewKeys.Select(k => k.KeyId))}, generation {result.Generation}, slot size {result.SlotSize}.");
+            {
+                string why = result.OldVersion == EnvelopeFormat.Version1 ? "converted from format v1 to v2" : "the key list outgrew the header slots";
+                WriteVerbose($"'{result.Path}': {why}, so the whole file was rewritten (temp file, body bytes copied as they are, rename): "
+                    + $"keys {string.Join(", ", result.NewKeys.Select(k => k.KeyId))}, generation {result.Generation}, slot size {result.SlotSize}.");
+            }
             else
                 WriteVerbose($"'{result.Path}': header updated in place: keys {string.Join(", ", result.NewKeys.Select(k => k.KeyId))}, generation {result.Generation}.");
             if (PassThru) WriteObject(EnvelopeFileKeyUpdate.From(result));
             return;
         }
         var record = ErrorMapper.ToErrorRecord(completion.Error, completion.Item.Source);
-        if (SessionLevelErrors.Contains(record.FullyQualifiedErrorId))
+        // Files have their own wrapped keys, so only credential, clock and configuration problems fail them all.
+        if (PipelineEnd.SharedSession.Ends(ErrorMapper.IdOf(completion.Error)))
         {
             CancelWork();
             ThrowTerminatingError(record);

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Infrastructure;
 
@@ -37,7 +38,7 @@ public abstract class EnvelopeCmdlet : PSCmdlet, IDisposable
         }
         catch (ArgumentException e)
         {
-            ThrowTerminatingError(new ErrorRecord(e, "EnvelopeContextInvalid", ErrorCategory.InvalidArgument, table));
+            ThrowTerminatingError(ErrorIds.EnvelopeContextInvalid.ToRecord(e, table));
             throw; // not reached
         }
     }

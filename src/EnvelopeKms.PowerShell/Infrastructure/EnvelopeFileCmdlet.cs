@@ -43,14 +43,14 @@ public abstract class EnvelopeFileCmdlet : KmsCmdlet
     /// </summary>
     protected Keys.CachingDataKeyProvider CreateUnwrappingKeyProvider(string[]? allowedKeyIds)
         => new(new Keys.CircuitBreakingDataKeyProvider(
-            new Kms.KmsDataKeyProvider(Clients, new Kms.KmsDataKeyProviderOptions { AllowedKeyIds = allowedKeyIds, Trace = QueueVerbose })));
+            new Kms.KmsDataKeyProvider(OpenRegionalClients(), new Kms.KmsDataKeyProviderOptions { AllowedKeyIds = allowedKeyIds, Trace = QueueVerbose })));
 
     /// <summary>
     /// The region of the KMS key that unwrapped a data key: the one its entry records, else (an entry with no
     /// region, always sent to this invocation's own endpoint) that endpoint's region.
     /// </summary>
     protected string? RegionOfUnwrap(Keys.WrappedDataKey? entry)
-        => entry is null ? null : entry.Region.Length > 0 ? entry.Region : Client.Endpoint.RegionId;
+        => entry is null ? null : entry.Region.Length > 0 ? entry.Region : OpenClient().Endpoint.RegionId;
 
     /// <summary>Resolves a -Destination relative to the current location.</summary>
     protected string ResolveDestination(string destination) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(destination);

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Infrastructure;
 
@@ -33,11 +34,11 @@ public abstract class EnvelopeFileWriterCmdlet : EnvelopeFileCmdlet
     [ValidateRange(1, 256)]
     public int ThrottleLimit { get; set; } = Math.Max(2, Environment.ProcessorCount * 2);
 
-    /// <summary>Error ids that fail every file alike, so they end the pipeline once instead of once per file.</summary>
-    protected abstract IReadOnlySet<string> TerminatingErrorIds { get; }
+    /// <summary>What the files of this command share, which decides the failures that end the pipeline once instead of once per file.</summary>
+    private protected abstract PipelineEnd PipelineEnd { get; }
 
-    /// <summary>Whether a file's failure ends the whole command (by default: its error id is in <see cref="TerminatingErrorIds"/>).</summary>
-    protected virtual bool IsTerminating(Exception error, ErrorRecord record) => TerminatingErrorIds.Contains(record.FullyQualifiedErrorId);
+    /// <summary>The <see cref="PipelineEnd"/> for one failure, when the command's files share more in some steps than in others.</summary>
+    private protected virtual PipelineEnd PipelineEndFor(Exception error) => PipelineEnd;
 
     private protected FileWorkQueue Queue => _queue ?? throw new InvalidOperationException("BeginWriting was not called.");
 
@@ -70,8 +71,8 @@ public abstract class EnvelopeFileWriterCmdlet : EnvelopeFileCmdlet
             if (++_inputs > 1)
             {
                 CancelWork();
-                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Destination '{Destination}' names a file, but more than one file was given. Give a folder instead."),
-                    "EnvelopeDestinationNotDirectory", ErrorCategory.InvalidArgument, Destination));
+                var e = new ArgumentException($"-Destination '{Destination}' names a file, but more than one file was given. Give a folder instead.");
+                ThrowTerminatingError(ErrorIds.EnvelopeDestinationNotDirectory.ToRecord(e, Destination));
             }
             return _destinationFile;
         }
@@ -83,7 +84,7 @@ public abstract class EnvelopeFileWriterCmdlet : EnvelopeFileCmdlet
     protected bool CheckDestinationFree(string source, string destination)
     {
         if (Force || !File.Exists(destination)) return true;
-        WriteError(new ErrorRecord(new Files.DestinationExistsException(destination), "EnvelopeDestinationExists", ErrorCategory.ResourceExists, source));
+        WriteError(ErrorIds.EnvelopeDestinationExists.ToRecord(new Files.DestinationExistsException(destination), source));
         return false;
     }
 
@@ -104,13 +105,14 @@ public abstract class EnvelopeFileWriterCmdlet : EnvelopeFileCmdlet
             var result = (EnvelopeFileResult)completion.Result!;
             ModuleState.Current.RememberKey(result.KeyId);
             string region = result.Region is null ? "" : $" (region {result.Region})";
-            WriteVerbose($"{(result.Operation switch { "Protect" => "Encrypted", "Convert" => "Converted", _ => "Decrypted" })} '{result.Source}' to '{result.Path}' with KMS key {result.KeyId}{region}{(result.SourceRemoved ? "; source removed" : "")}.");
+            string done = result.Operation switch { "Protect" => "Encrypted", "Convert" => "Converted", _ => "Decrypted" };
+            WriteVerbose($"{done} '{result.Source}' to '{result.Path}' with KMS key {result.KeyId}{region}{(result.SourceRemoved ? "; source removed" : "")}.");
             if (result.SlotProblem is { } slotProblem) WriteWarning($"'{result.Source}': {slotProblem}");
             if (PassThru) WriteObject(result);
             return;
         }
         var record = ErrorMapper.ToErrorRecord(completion.Error, completion.Item.Source);
-        if (IsTerminating(completion.Error, record))
+        if (PipelineEndFor(completion.Error).Ends(ErrorMapper.IdOf(completion.Error)))
         {
             CancelWork();
             ThrowTerminatingError(record);

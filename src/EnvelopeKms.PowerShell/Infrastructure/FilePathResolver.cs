@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using Microsoft.PowerShell.Commands;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Infrastructure;
 
@@ -29,12 +30,12 @@ internal static class FilePathResolver
             catch (ItemNotFoundException e)
             {
                 if (!WildcardPattern.ContainsWildcardCharacters(path) || literal)
-                    cmdlet.WriteError(new ErrorRecord(new FileNotFoundException(e.Message, path), "EnvelopeFileNotFound", ErrorCategory.ObjectNotFound, path));
+                    cmdlet.WriteError(ErrorIds.EnvelopeFileNotFound.ToRecord(new FileNotFoundException(e.Message, path), path));
                 continue;
             }
             catch (Exception e) when (e is ProviderNotFoundException or System.Management.Automation.DriveNotFoundException or NotSupportedException or ArgumentException)
             {
-                cmdlet.WriteError(new ErrorRecord(e, "EnvelopePathInvalid", ErrorCategory.InvalidArgument, path));
+                cmdlet.WriteError(ErrorIds.EnvelopePathInvalid.ToRecord(e, path));
                 continue;
             }
             foreach (var file in resolved)
@@ -47,7 +48,7 @@ internal static class FilePathResolver
                 }
                 if (!File.Exists(file))
                 {
-                    cmdlet.WriteError(new ErrorRecord(new FileNotFoundException($"Cannot find the file '{file}'.", file), "EnvelopeFileNotFound", ErrorCategory.ObjectNotFound, file));
+                    cmdlet.WriteError(ErrorIds.EnvelopeFileNotFound.ToRecord(new FileNotFoundException($"Cannot find the file '{file}'.", file), file));
                     continue;
                 }
                 files.Add(file);
@@ -59,8 +60,7 @@ internal static class FilePathResolver
     private static bool IsFileSystem(PSCmdlet cmdlet, ProviderInfo provider, string path)
     {
         if (provider.ImplementingType == typeof(FileSystemProvider)) return true;
-        cmdlet.WriteError(new ErrorRecord(new ArgumentException($"'{path}' is not a file system path; only files can be processed."),
-            "EnvelopePathNotFileSystem", ErrorCategory.InvalidArgument, path));
+        cmdlet.WriteError(ErrorIds.EnvelopePathNotFileSystem.ToRecord(new ArgumentException($"'{path}' is not a file system path; only files can be processed."), path));
         return false;
     }
 

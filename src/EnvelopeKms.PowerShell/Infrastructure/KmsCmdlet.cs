@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using EnvelopeKms.Credentials;
 using EnvelopeKms.Kms;
+using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Infrastructure;
 
@@ -39,37 +40,37 @@ public abstract class KmsCmdlet : EnvelopeCmdlet
     [Credential]
     public PSCredential? Credential { get; set; }
 
-    /// <summary>The KMS client for this invocation, created on first use.</summary>
-    protected KmsClient Client => _client ??= CreateClient();
+    /// <summary>
+    /// The KMS client for this invocation, created on the first call (which may write verbose output or end the
+    /// command with a terminating error, so make it on the pipeline thread). A method, not a property: it has effects.
+    /// </summary>
+    protected KmsClient OpenClient() => _client ??= CreateClient();
 
     /// <summary>
-    /// The KMS clients of this invocation by region: <see cref="Client"/> for its own region, and for a key ARN or a
-    /// wrapped key of another region that region's endpoint (Connect-Kms -RegionEndpoint, else the public one),
-    /// with the same credentials. Created on first use; call it first on the pipeline thread.
+    /// The KMS clients of this invocation by region: <see cref="OpenClient"/>'s for its own region, and for a key ARN
+    /// or a wrapped key of another region that region's endpoint (Connect-Kms -RegionEndpoint, else the public one),
+    /// with the same credentials. Created on the first call; make that call on the pipeline thread.
     /// </summary>
-    protected KmsRegionalClients Clients
+    protected KmsRegionalClients OpenRegionalClients()
     {
-        get
+        if (_regional is not null) return _regional;
+        var home = OpenClient();
+        lock (_regionalLock)
         {
             if (_regional is not null) return _regional;
-            var home = Client;
-            lock (_regionalLock)
+            try
             {
-                if (_regional is not null) return _regional;
-                try
+                _regional = KmsClientFactory.CreateRegionalClients(_settings!, home, regional =>
                 {
-                    _regional = KmsClientFactory.CreateRegionalClients(_settings!, home, regional =>
-                    {
-                        regional.Retrying += CountRetry;
-                        QueueVerbose($"KMS endpoint {regional.Endpoint} for region {regional.Endpoint.RegionId}, credentials from {regional.CredentialsSource}.");
-                    });
-                }
-                catch (KmsConfigurationException e)
-                {
-                    ThrowTerminatingError(new ErrorRecord(e, "KmsConfigurationInvalid", ErrorCategory.InvalidArgument, null));
-                }
-                return _regional!;
+                    regional.Retrying += CountRetry;
+                    QueueVerbose($"KMS endpoint {regional.Endpoint} for region {regional.Endpoint.RegionId}, credentials from {regional.CredentialsSource}.");
+                });
             }
+            catch (KmsConfigurationException e)
+            {
+                ThrowTerminatingError(ErrorIds.KmsConfigurationInvalid.ToRecord(e, null));
+            }
+            return _regional!;
         }
     }
 
@@ -97,8 +98,9 @@ public abstract class KmsCmdlet : EnvelopeCmdlet
         }
         catch (Exception e) when (e is KmsConfigurationException or CredentialsException or ArgumentException)
         {
-            ThrowTerminatingError(new ErrorRecord(e, e is CredentialsException ? "KmsCredentialsNotFound" : "KmsConfigurationInvalid",
-                ErrorCategory.InvalidArgument, null));
+            // Credentials are the same failure whether found missing here or later in a call: one id for both.
+            var id = e is CredentialsException ? ErrorIds.KmsCredentialsFailed : ErrorIds.KmsConfigurationInvalid;
+            ThrowTerminatingError(id.ToRecord(e, null));
             throw; // not reached
         }
     }

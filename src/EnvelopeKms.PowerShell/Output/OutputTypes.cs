@@ -99,22 +99,22 @@ public sealed class EnvelopeFileInfo
     public uint[]? SlotGenerations { get; init; }
     public string PSPath => Path;
 
-    internal static EnvelopeFileInfo FromHeader(string path, EnvelopeHeader header, long length) => new()
+    internal static EnvelopeFileInfo From(Files.FileDescription d) => new()
     {
-        Path = path,
-        Format = "EKMS",
-        Version = header.Version,
-        Generation = header.Version == EnvelopeFormat.Version2 ? header.Generation : null,
-        SlotSize = header.Version == EnvelopeFormat.Version2 ? header.SlotSize : null,
-        SlotGenerations = header.Version == EnvelopeFormat.Version2 ? header.Slots.Select(s => s.Generation).ToArray() : null,
-        Suite = header.SuiteId == EnvelopeFormat.SuiteAes256GcmHkdfSha512Commit ? "AES-256-GCM/HKDF-SHA-512/commit" : $"0x{header.SuiteId:X4}",
-        FrameLength = header.FrameLength,
-        KeyIds = header.WrappedKeys.Select(k => k.KeyId).ToArray(),
-        WrappedKeys = header.WrappedKeys.Select(ToInfo).ToArray(),
-        EncryptionContext = ToDictionary(header.EncryptionContext),
-        PlaintextLength = header.GetPlaintextLength(length),
-        Length = length,
-        MessageId = Convert.ToHexString(header.MessageId).ToLowerInvariant(),
+        Path = d.Path,
+        Format = d.Format.Name,
+        Version = d.Version,
+        Generation = d.Generation,
+        SlotSize = d.SlotSize,
+        SlotGenerations = d.SlotGenerations?.ToArray(),
+        Suite = d.Suite,
+        FrameLength = d.FrameLength,
+        KeyIds = d.KeyIds.ToArray(),
+        WrappedKeys = d.WrappedKeys.Select(ToInfo).ToArray(),
+        EncryptionContext = ToDictionary(d.Context),
+        PlaintextLength = d.PlaintextLength,
+        Length = d.Length,
+        MessageId = d.MessageId,
     };
 
     internal static EnvelopeWrappedKeyInfo ToInfo(WrappedDataKey key) => new()

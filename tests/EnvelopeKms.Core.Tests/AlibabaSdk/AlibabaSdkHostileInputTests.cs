@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using EnvelopeKms.AlibabaSdk;
+using EnvelopeKms.Files;
 using EnvelopeKms.Format;
 using EnvelopeKms.Keys;
 using Xunit;
@@ -522,8 +523,8 @@ public class AlibabaSdkHostileInputTests
         {
             Assert.Equal(AlibabaSdkLayout.Asn1, AlibabaSdkFormat.Detect(v.Asn1));
             Assert.Equal(AlibabaSdkLayout.Stream, AlibabaSdkFormat.Detect(v.Stream));
-            Assert.Equal(EnvelopeKms.Files.EnvelopeFileFormat.AlibabaSdk, EnvelopeKms.Files.LegacyFileOperations.Detect(v.Asn1.AsSpan(0, Math.Min(64, v.Asn1.Length))));
-            Assert.Equal(EnvelopeKms.Files.EnvelopeFileFormat.AlibabaSdkStream, EnvelopeKms.Files.LegacyFileOperations.Detect(v.Stream.AsSpan(0, 64)));
+            Assert.Equal(EnvelopeFileFormat.AlibabaSdk, (FileFormats.Detect(v.Asn1.AsSpan(0, Math.Min(64, v.Asn1.Length)))?.Id ?? EnvelopeFileFormat.Unknown));
+            Assert.Equal(EnvelopeFileFormat.AlibabaSdkStream, (FileFormats.Detect(v.Stream.AsSpan(0, 64))?.Id ?? EnvelopeFileFormat.Unknown));
         }
         // An EKMS file, a legacy file, text, an X.509 certificate and a PKCS#8 key (DER, but not this structure).
         Assert.Null(AlibabaSdkFormat.Detect(EnvelopeFormat.Magic));
@@ -533,7 +534,7 @@ public class AlibabaSdkHostileInputTests
         Assert.Null(AlibabaSdkFormat.Detect(Convert.FromHexString("308204BE020100300D06092A864886F7")));
         Assert.Null(AlibabaSdkFormat.Detect(new byte[16]));
         Assert.Null(AlibabaSdkFormat.Detect([]));
-        Assert.Equal(EnvelopeKms.Files.EnvelopeFileFormat.Legacy, EnvelopeKms.Files.LegacyFileOperations.Detect("MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw\nAAAA\n"u8));
+        Assert.Equal(EnvelopeFileFormat.Legacy, (FileFormats.Detect("MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw\nAAAA\n"u8)?.Id ?? EnvelopeFileFormat.Unknown));
     }
 
     [Fact]

@@ -3,6 +3,7 @@ using EnvelopeKms.Keys;
 using EnvelopeKms.Kms;
 using EnvelopeKms.Tests.Kms;
 using Xunit;
+using EnvelopeKms.Cloud;
 
 namespace EnvelopeKms.Tests.AlibabaSdk;
 
@@ -63,12 +64,12 @@ public class AlibabaSdkKmsTests
     {
         await using var kms = FakeKms();
         using var client = TestClients.For(kms);
-        Assert.Equal("acs:kms:cn-hangzhou:99:key/given", await KmsKeyArn.ResolveAsync(client, " acs:kms:cn-hangzhou:99:key/given "));
+        Assert.Equal("acs:kms:cn-hangzhou:99:key/given", await KmsKeyArnResolver.ResolveAsync(client, " acs:kms:cn-hangzhou:99:key/given "));
         Assert.Empty(kms.Requests);
-        Assert.Equal(["acs:kms:cn-test:1234:key/k1", "acs:kms:cn-test:1234:key/k1"], await KmsKeyArn.ResolveAsync(client, ["alias/main", "k1"]));
-        var missing = await Assert.ThrowsAsync<KmsException>(() => KmsKeyArn.ResolveAsync(client, "nope"));
+        Assert.Equal(["acs:kms:cn-test:1234:key/k1", "acs:kms:cn-test:1234:key/k1"], await KmsKeyArnResolver.ResolveAsync(client, ["alias/main", "k1"]));
+        var missing = await Assert.ThrowsAsync<KmsException>(() => KmsKeyArnResolver.ResolveAsync(client, "nope"));
         Assert.Equal("Forbidden.KeyNotFound", missing.Code);
-        var noArn = await Assert.ThrowsAsync<KmsException>(() => KmsKeyArn.ResolveAsync(client, "no-arn"));
+        var noArn = await Assert.ThrowsAsync<KmsException>(() => KmsKeyArnResolver.ResolveAsync(client, "no-arn"));
         Assert.Equal(KmsErrorKind.InvalidResponse, noArn.Kind);
 
         Assert.True(KmsKeyArn.IsKeyArn("acs:kms:cn-test:1234:key/k1"));

@@ -155,7 +155,7 @@ public class AlibabaSdkRoundTripTests : IDisposable
             await AlibabaSdkFileOperations.VerifyFileAsync(encrypted, key);
             await Assert.ThrowsAsync<DestinationExistsException>(() => AlibabaSdkFileOperations.EncryptFileAsync(source, encrypted, key, [Arn1], Context, layout));
         }
-        Assert.Equal(layout == AlibabaSdkLayout.Asn1 ? EnvelopeFileFormat.AlibabaSdk : EnvelopeFileFormat.AlibabaSdkStream, await LegacyFileOperations.DetectFormatAsync(encrypted));
+        Assert.Equal(layout == AlibabaSdkLayout.Asn1 ? EnvelopeFileFormat.AlibabaSdk : EnvelopeFileFormat.AlibabaSdkStream, (await FileFormats.DetectAsync(encrypted))!.Id);
         var header = await AlibabaSdkFileOperations.ReadHeaderAsync(encrypted);
         Assert.Equal(300_000, header.PlaintextLength);
 

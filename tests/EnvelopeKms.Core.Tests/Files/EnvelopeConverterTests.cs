@@ -45,7 +45,7 @@ public class EnvelopeConverterTests : IDisposable
                 await EnvelopeFileOperations.EncryptFileAsync(source, path, key, context ?? EncryptionContext.Empty);
                 break;
             case EnvelopeFileFormat.Legacy:
-                await LegacyFileOperations.EncryptFileAsync(source, path, key);
+                await FileFormats.Legacy.EncryptAsync(new FileEncryption(source, path, key, EncryptionContext.Empty, false));
                 break;
             default:
                 await AlibabaSdkFileOperations.EncryptFileAsync(source, path, key, Arns, context ?? EncryptionContext.Empty,
@@ -59,11 +59,11 @@ public class EnvelopeConverterTests : IDisposable
     private async Task<byte[]> Read(string path)
     {
         string output = path + ".out-" + Guid.NewGuid().ToString("N");
-        var format = await LegacyFileOperations.DetectFormatAsync(path);
+        var format = (await FileFormats.DetectAsync(path))!.Id;
         switch (format)
         {
             case EnvelopeFileFormat.Ekms: await EnvelopeFileOperations.DecryptFileAsync(path, output, _provider); break;
-            case EnvelopeFileFormat.Legacy: await LegacyFileOperations.DecryptFileAsync(path, output, _provider); break;
+            case EnvelopeFileFormat.Legacy: await FileFormats.Legacy.DecryptAsync(new FileDecryption(path, output, _provider, EncryptionContext.Empty, false)); break;
             default: await AlibabaSdkFileOperations.DecryptFileAsync(path, output, _provider); break;
         }
         return await File.ReadAllBytesAsync(output);
@@ -96,7 +96,7 @@ public class EnvelopeConverterTests : IDisposable
             var result = await Convert(source, from, destination, to);
             Assert.False(result.InPlace);
             Assert.Equal(size, result.PlaintextLength);
-            Assert.Equal(to, await LegacyFileOperations.DetectFormatAsync(destination));
+            Assert.Equal(to, (await FileFormats.DetectAsync(destination))!.Id);
             Assert.Equal(plaintext, await Read(destination));
             Assert.Equal(before, await File.ReadAllBytesAsync(source));
         }
@@ -115,7 +115,7 @@ public class EnvelopeConverterTests : IDisposable
         });
         Assert.True(result.InPlace);
         Assert.Equal(1, confirmations);
-        Assert.Equal(EnvelopeFileFormat.Ekms, await LegacyFileOperations.DetectFormatAsync(path));
+        Assert.Equal(EnvelopeFileFormat.Ekms, (await FileFormats.DetectAsync(path))!.Id);
         Assert.Equal(plaintext, await Read(path));
         Assert.Empty(EnvelopeFileOperations.FindTempFiles(_dir.Path));
     }
@@ -210,7 +210,7 @@ public class EnvelopeConverterTests : IDisposable
         await Assert.ThrowsAsync<DestinationExistsException>(() => Convert(path, EnvelopeFileFormat.Legacy, taken, EnvelopeFileFormat.Ekms));
         Assert.Equal("keep me", await File.ReadAllTextAsync(taken));
         await Convert(path, EnvelopeFileFormat.Legacy, taken, EnvelopeFileFormat.Ekms, overwrite: true);
-        Assert.Equal(EnvelopeFileFormat.Ekms, await LegacyFileOperations.DetectFormatAsync(taken));
+        Assert.Equal(EnvelopeFileFormat.Ekms, (await FileFormats.DetectAsync(taken))!.Id);
         await Assert.ThrowsAsync<ArgumentException>(() => Convert(path, EnvelopeFileFormat.Legacy, path, EnvelopeFileFormat.Legacy));
     }
 

@@ -65,7 +65,7 @@ public class FileIdentityTests : IDisposable
         using var key = _provider.NewKey();
         string sameFile = Path.Combine(Via(), "a.txt");
         await Assert.ThrowsAsync<DestinationIsSourceException>(() => EnvelopeFileOperations.EncryptFileAsync(source, sameFile, key, EncryptionContext.Empty, overwrite: true));
-        await Assert.ThrowsAsync<DestinationIsSourceException>(() => LegacyFileOperations.EncryptFileAsync(source, sameFile, key, overwrite: true));
+        await Assert.ThrowsAsync<DestinationIsSourceException>(() => FileFormats.Legacy.EncryptAsync(new FileEncryption(source, sameFile, key, EncryptionContext.Empty, true)));
         Assert.Throws<DestinationIsSourceException>(() => PendingOutput.Create(source, sameFile, overwrite: true).Dispose());
         Assert.Equal("plaintext", await File.ReadAllTextAsync(source));
 

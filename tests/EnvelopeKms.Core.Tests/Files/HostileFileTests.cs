@@ -365,7 +365,7 @@ public class HostileFileTests : IDisposable
             s.SetLength(1L << 30);
         }
         long before = GC.GetAllocatedBytesForCurrentThread();
-        var e = await Record.ExceptionAsync(() => LegacyFileOperations.DecryptFileAsync(source, _dir.File("out"), _provider));
+        var e = await Record.ExceptionAsync(() => FileFormats.Legacy.DecryptAsync(new FileDecryption(source, _dir.File("out"), _provider, EncryptionContext.Empty, false)));
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.True(e is EnvelopeException { Error: EnvelopeError.LegacyInvalid or EnvelopeError.NotEnvelope }, e?.ToString());
         Assert.True(allocated < 16 << 20, $"allocated {allocated} bytes");

@@ -50,7 +50,7 @@ public class ResourceBoundTests : IDisposable
     {
         // The review: 256 MiB that start like a legacy file were read whole and decoded as text, peaking at 1.4 GB.
         string source = Sparse("sparse.enc", LegacyLooking, LegacyEnvelope.MaxFileSize - 1);
-        var (error, allocated) = await Measure(() => LegacyFileOperations.DecryptFileAsync(source, _dir.File("out"), _provider));
+        var (error, allocated) = await Measure(() => FileFormats.Legacy.DecryptAsync(new FileDecryption(source, _dir.File("out"), _provider, EncryptionContext.Empty, false)));
         Assert.True(error is EnvelopeException { Error: EnvelopeError.LegacyInvalid }, error?.ToString());
         Assert.Contains("second line", error!.Message);
         Assert.True(allocated < Budget, $"allocated {allocated:N0} bytes");
@@ -64,7 +64,7 @@ public class ResourceBoundTests : IDisposable
         var sources = Enumerable.Range(0, 4).Select(i => Sparse($"sparse{i}.enc", LegacyLooking, LegacyEnvelope.MaxFileSize - 1)).ToList();
         var (error, allocated) = await Measure(() => Task.WhenAll(sources.Select(s => Task.Run(async () =>
         {
-            var e = await Record.ExceptionAsync(() => LegacyFileOperations.DecryptFileAsync(s, s + ".out", _provider));
+            var e = await Record.ExceptionAsync(() => FileFormats.Legacy.DecryptAsync(new FileDecryption(s, s + ".out", _provider, EncryptionContext.Empty, false)));
             Assert.True(e is EnvelopeException { Error: EnvelopeError.LegacyInvalid }, e?.ToString());
         }))));
         Assert.Null(error);
@@ -75,7 +75,7 @@ public class ResourceBoundTests : IDisposable
     public async Task VerifyingA1GiBLegacyLookingFile_IsRefusedBeforeItIsRead()
     {
         string source = Sparse("huge.enc", LegacyLooking, 1L << 30);
-        var (error, allocated) = await Measure(() => LegacyFileOperations.VerifyFileAsync(source, _provider));
+        var (error, allocated) = await Measure(() => FileFormats.Legacy.VerifyAsync(source, _provider, EncryptionContext.Empty));
         Assert.True(error is EnvelopeException { Error: EnvelopeError.LegacyInvalid }, error?.ToString());
         Assert.Contains("larger than 256 MiB", error!.Message);
         Assert.True(allocated < 1 << 20, $"allocated {allocated:N0} bytes");
@@ -90,9 +90,9 @@ public class ResourceBoundTests : IDisposable
         string plain = _dir.File("plain");
         await File.WriteAllBytesAsync(plain, Bytes.Random(size, 7));
         using var key = _provider.NewKey();
-        await LegacyFileOperations.EncryptFileAsync(plain, plain + ".enc", key);
+        await FileFormats.Legacy.EncryptAsync(new FileEncryption(plain, plain + ".enc", key, EncryptionContext.Empty, false));
         LegacyEnvelope? envelope = null;
-        var (error, allocated) = await Measure(async () => envelope = await LegacyFileOperations.ReadAsync(plain + ".enc"));
+        var (error, allocated) = await Measure(async () => envelope = await LegacyFileFormat.ReadAsync(plain + ".enc"));
         Assert.Null(error);
         Assert.Equal(size, envelope!.Ciphertext.Length);
         Assert.True(allocated < 3L * size, $"allocated {allocated:N0} bytes for {size:N0} bytes of ciphertext");

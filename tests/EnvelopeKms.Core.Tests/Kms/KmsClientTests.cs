@@ -301,7 +301,7 @@ public class KmsClientTests
         Assert.DoesNotContain("testsecret", text);
     }
 
-    private static string AcsSignatureEncode(string s) => EnvelopeKms.Kms.Signing.AcsPercentEncoding.Encode(s);
+    private static string AcsSignatureEncode(string s) => EnvelopeKms.Cloud.Signing.AcsPercentEncoding.Encode(s);
 
     [Fact]
     public async Task SignatureMismatch_V3_ExposesTheClientStringToSign()

@@ -1,6 +1,7 @@
 using EnvelopeKms.Keys;
 using EnvelopeKms.Kms;
 using Xunit;
+using EnvelopeKms.Cloud;
 
 namespace EnvelopeKms.Tests.Kms;
 

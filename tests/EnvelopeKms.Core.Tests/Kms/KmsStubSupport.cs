@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using EnvelopeKms.Credentials;
 using EnvelopeKms.Kms;
-using EnvelopeKms.Kms.Signing;
+using EnvelopeKms.Cloud.Signing;
 
 namespace EnvelopeKms.Tests.Kms;
 

@@ -1,5 +1,5 @@
 using System.Text;
-using EnvelopeKms.Kms.Signing;
+using EnvelopeKms.Cloud.Signing;
 using Xunit;
 
 namespace EnvelopeKms.Tests.Kms;

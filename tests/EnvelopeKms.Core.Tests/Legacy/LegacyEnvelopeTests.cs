@@ -78,8 +78,8 @@ public class LegacyEnvelopeTests
         provider.Add("YmxvYi1mb3Itc2VlZA==", key);
         string source = dir.File("sales.csv.encrypted");
         await File.WriteAllTextAsync(source, text);
-        Assert.Equal(EnvelopeFileFormat.Legacy, await LegacyFileOperations.DetectFormatAsync(source));
-        await LegacyFileOperations.DecryptFileAsync(source, dir.File("sales.csv"), provider);
+        Assert.Equal(EnvelopeFileFormat.Legacy, (await FileFormats.DetectAsync(source))!.Id);
+        await FileFormats.Legacy.DecryptAsync(new FileDecryption(source, dir.File("sales.csv"), provider, EncryptionContext.Empty, false));
         Assert.Equal("hello,world\n", await File.ReadAllTextAsync(dir.File("sales.csv")));
     }
 
@@ -91,12 +91,12 @@ public class LegacyEnvelopeTests
         using var key = provider.NewKey();
         string source = dir.File("a.bin");
         await File.WriteAllBytesAsync(source, Bytes.Random(1000, 5));
-        await LegacyFileOperations.EncryptFileAsync(source, dir.File("a.bin.txt"), key);
+        await FileFormats.Legacy.EncryptAsync(new FileEncryption(source, dir.File("a.bin.txt"), key, EncryptionContext.Empty, false));
         var lines = (await File.ReadAllTextAsync(dir.File("a.bin.txt"))).Split('\n');
         Assert.Equal(5, lines.Length); // four lines, each ending in \n
         Assert.Equal(key.WrappedKeys[0].CiphertextBlob, lines[0]);
         Assert.Equal(16, Convert.FromBase64String(lines[1]).Length);
-        await LegacyFileOperations.DecryptFileAsync(dir.File("a.bin.txt"), dir.File("b.bin"), provider);
+        await FileFormats.Legacy.DecryptAsync(new FileDecryption(dir.File("a.bin.txt"), dir.File("b.bin"), provider, EncryptionContext.Empty, false));
         Assert.Equal(Bytes.Random(1000, 5), await File.ReadAllBytesAsync(dir.File("b.bin")));
     }
 
@@ -118,7 +118,7 @@ public class LegacyEnvelopeTests
         string text = SeedFile(out var key).Replace("HPf/cKZ9clUyHgYq", "HPf/cKZ9clUyHgYr");
         provider.Add("YmxvYi1mb3Itc2VlZA==", key);
         await File.WriteAllTextAsync(dir.File("x.txt"), text);
-        var e = await Assert.ThrowsAsync<EnvelopeException>(() => LegacyFileOperations.DecryptFileAsync(dir.File("x.txt"), dir.File("y"), provider));
+        var e = await Assert.ThrowsAsync<EnvelopeException>(() => FileFormats.Legacy.DecryptAsync(new FileDecryption(dir.File("x.txt"), dir.File("y"), provider, EncryptionContext.Empty, false)));
         Assert.Equal(EnvelopeError.LegacyInvalid, e.Error);
         Assert.False(File.Exists(dir.File("y")));
     }
@@ -126,10 +126,10 @@ public class LegacyEnvelopeTests
     [Fact]
     public void FormatDetectionTellsTheFormatsApart()
     {
-        Assert.Equal(EnvelopeFileFormat.Ekms, LegacyFileOperations.Detect(EnvelopeFormat.Magic));
-        Assert.Equal(EnvelopeFileFormat.Legacy, LegacyFileOperations.Detect("YmxvYg==\nAAAA"u8));
-        Assert.Equal(EnvelopeFileFormat.Unknown, LegacyFileOperations.Detect("hello, world"u8));
-        Assert.Equal(EnvelopeFileFormat.Unknown, LegacyFileOperations.Detect("iUVLTQ0KGgoB"u8));
-        Assert.Equal(EnvelopeFileFormat.Unknown, LegacyFileOperations.Detect([]));
+        Assert.Equal(EnvelopeFileFormat.Ekms, (FileFormats.Detect(EnvelopeFormat.Magic)?.Id ?? EnvelopeFileFormat.Unknown));
+        Assert.Equal(EnvelopeFileFormat.Legacy, (FileFormats.Detect("YmxvYg==\nAAAA"u8)?.Id ?? EnvelopeFileFormat.Unknown));
+        Assert.Equal(EnvelopeFileFormat.Unknown, (FileFormats.Detect("hello, world"u8)?.Id ?? EnvelopeFileFormat.Unknown));
+        Assert.Equal(EnvelopeFileFormat.Unknown, (FileFormats.Detect("iUVLTQ0KGgoB"u8)?.Id ?? EnvelopeFileFormat.Unknown));
+        Assert.Equal(EnvelopeFileFormat.Unknown, (FileFormats.Detect([])?.Id ?? EnvelopeFileFormat.Unknown));
     }
 }

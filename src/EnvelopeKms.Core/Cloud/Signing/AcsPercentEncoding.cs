@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace EnvelopeKms.Kms.Signing;
+namespace EnvelopeKms.Cloud.Signing;
 
 /// <summary>
 /// The percent-encoding both Alibaba Cloud signatures use (RFC 3986 unreserved set): <c>A–Z a–z 0–9 - _ . ~</c>

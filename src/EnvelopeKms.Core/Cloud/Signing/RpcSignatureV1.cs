@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace EnvelopeKms.Kms.Signing;
+namespace EnvelopeKms.Cloud.Signing;
 
 /// <summary>
 /// Signature V1 of Alibaba Cloud RPC APIs (<c>HMAC-SHA1</c>, <c>SignatureVersion=1.0</c>). Pure functions: the

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace EnvelopeKms.Kms.Signing;
+namespace EnvelopeKms.Cloud.Signing;
 
 /// <summary>
 /// Signature V3 (<c>ACS3-HMAC-SHA256</c>), the default of the current Alibaba Cloud SDKs. Pure functions:

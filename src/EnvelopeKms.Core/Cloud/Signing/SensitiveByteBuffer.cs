@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Security.Cryptography;
 
-namespace EnvelopeKms.Kms.Signing;
+namespace EnvelopeKms.Cloud.Signing;
 
 /// <summary>
 /// A growable byte buffer for bytes that may carry secrets (a base64 data key inside a form body or a string to

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace EnvelopeKms.Kms.Signing;
+namespace EnvelopeKms.Cloud.Signing;
 
 /// <summary>
 /// One request parameter. Ordinary values are strings; a secret value (the base64 text of a plaintext data key)

@@ -1,4 +1,4 @@
-namespace EnvelopeKms.Kms;
+namespace EnvelopeKms.Cloud;
 
 /// <summary>
 /// A parsed key reference: a key id, an alias (<c>alias/…</c>), a key ARN (<c>acs:kms:&lt;region&gt;:&lt;uid&gt;:key/&lt;id&gt;</c>)
