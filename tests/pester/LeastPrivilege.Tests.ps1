@@ -102,6 +102,20 @@ Describe 'Least privilege per cmdlet (docs/production.md)' {
                 Prepare = { $d = New-RowDirectory; $s = Join-Path $d 'data.bin'; New-RandomFile -Path $s -Length 20000; @{ Dir = $d; Src = $s } }
                 Run = { param($s) Protect-EnvelopeFile -LiteralPath $s.Src -KeyId $Keys.K1.KeyId -Format AlibabaSdk }
                 Check = { param($s) (Get-EnvelopeFileInfo -LiteralPath "$($s.Src).ekms").Format | Should -Be 'AlibabaSdk' } }
+            @{ Row = 'Protect-EnvelopeFile -Format Legacy'; Grants = @(@{ Action = 'kms:GenerateDataKey'; Resource = 'K1' })
+                Prepare = { $d = New-RowDirectory; $s = Join-Path $d 'data.bin'; New-RandomFile -Path $s -Length 20000; @{ Dir = $d; Src = $s } }
+                Run = { param($s) Protect-EnvelopeFile -LiteralPath $s.Src -KeyId $Keys.K1.KeyId -Format Legacy }
+                Check = { param($s) (Get-EnvelopeFileInfo -LiteralPath "$($s.Src).ekms").Format | Should -Be 'Legacy' } }
+            # The source is deleted only after the output is written and verified; a refused run must leave it in place.
+            @{ Row = 'Protect-EnvelopeFile -RemoveSource'; Grants = @(@{ Action = 'kms:GenerateDataKey'; Resource = 'K1' })
+                Prepare = { $d = New-RowDirectory; $s = Join-Path $d 'data.bin'; New-RandomFile -Path $s -Length 20000; @{ Dir = $d; Src = $s; Hash = (Get-FileHash -LiteralPath $s).Hash } }
+                Run = { param($s) Protect-EnvelopeFile -LiteralPath $s.Src -KeyId $Keys.K1.KeyId -RemoveSource -Force }
+                Check = { param($s) Test-Path -LiteralPath $s.Src | Should -BeFalse; (Get-EnvelopeFileInfo -LiteralPath "$($s.Src).ekms").WrappedKeys.Count | Should -Be 1 }
+                Refused = { param($s) (Get-FileHash -LiteralPath $s.Src).Hash | Should -Be $s.Hash } }
+            @{ Row = 'Protect-EnvelopeFile -DataKeyPerFile'; Grants = @(@{ Action = 'kms:GenerateDataKey'; Resource = 'K1' })
+                Prepare = { $d = New-RowDirectory; $a = Join-Path $d 'a.bin'; $b = Join-Path $d 'b.bin'; New-RandomFile -Path $a -Length 20000; New-RandomFile -Path $b -Length 20000; @{ Dir = $d; Src = $a, $b } }
+                Run = { param($s) Protect-EnvelopeFile -LiteralPath $s.Src -KeyId $Keys.K1.KeyId -DataKeyPerFile }
+                Check = { param($s) $s.Src | ForEach-Object { (Get-EnvelopeFileInfo -LiteralPath "$_.ekms").WrappedKeys.Count | Should -Be 1 } } }
             @{ Row = 'Unprotect-EnvelopeFile'; Grants = @(@{ Action = 'kms:Decrypt'; Resource = 'K1' })
                 Prepare = { New-SealedFile $Keys.K1.KeyId }
                 Run = { param($s) Unprotect-EnvelopeFile -LiteralPath $s.Sealed }
@@ -253,6 +267,7 @@ Describe 'Least privilege per cmdlet (docs/production.md)' {
             $result.Output | Should -BeNullOrEmpty
             Get-Snapshot $state | Should -Be $before
             if ($state.Dir) { Get-EkmsTempFile $state.Dir | Should -BeNullOrEmpty }
+            if ($Refused) { & $Refused $state }
         }
     }
 }
