@@ -139,6 +139,31 @@ Describe 'Least privilege per cmdlet (docs/production.md)' {
                 Prepare = { New-SealedFile $Keys.K1.KeyId, $Keys.K2.KeyId }
                 Run = { param($s) Update-EnvelopeFileKey -LiteralPath $s.Sealed -RemoveKeyId $Keys.K2.KeyId }
                 Check = { param($s) (Get-EnvelopeFileInfo -LiteralPath $s.Sealed).WrappedKeys.KeyId | Should -Be $Keys.K1.KeyId } }
+            # Replacing the set K1, K2 by K2, KS: K1 goes (no grant), K2 stays (no Encrypt), only KS, not yet in the file, is encrypted under.
+            @{ Row = 'Update-EnvelopeFileKey -KeyId (replace the set)'; Grants = @(@{ Action = 'kms:Decrypt'; Resource = 'K1' }, @{ Action = 'kms:Encrypt'; Resource = 'KS' })
+                Prepare = { New-SealedFile $Keys.K1.KeyId, $Keys.K2.KeyId }
+                Run = { param($s) Update-EnvelopeFileKey -LiteralPath $s.Sealed -KeyId $Keys.K2.KeyId, $Keys.KS.Arn }
+                Check = { param($s) (Get-EnvelopeFileInfo -LiteralPath $s.Sealed).WrappedKeys.Region | Should -Be 'cn-hangzhou', 'cn-shanghai'
+                    (Get-EnvelopeFileInfo -LiteralPath $s.Sealed).WrappedKeys[0].KeyId | Should -Be $Keys.K2.KeyId } }
+            @{ Row = 'Update-EnvelopeFileKey -AddKeyId alias/…'
+                Grants = @(@{ Action = 'kms:DescribeKey'; Resource = 'K2'; Named = 'the key alias/lp-add points to (acs:kms:cn-hangzhou:1234567890123456:key/<key-id of alias/lp-add>)' }, @{ Action = 'kms:Decrypt'; Resource = 'K1' }
+                    # The Encrypt call names the alias, so the error can only say the key it points to.
+                    @{ Action = 'kms:Encrypt'; Resource = 'K2'; Named = 'the key alias/lp-add points to (acs:kms:cn-hangzhou:1234567890123456:key/<key-id of alias/lp-add>)' })
+                Prepare = { Set-TestAlias alias/lp-add $Keys.K2.KeyId; New-SealedFile $Keys.K1.KeyId }
+                Run = { param($s) Update-EnvelopeFileKey -LiteralPath $s.Sealed -AddKeyId alias/lp-add }
+                Check = { param($s) (Get-EnvelopeFileInfo -LiteralPath $s.Sealed).WrappedKeys.KeyId | Should -Be $Keys.K1.KeyId, $Keys.K2.KeyId } }
+            @{ Row = 'Update-EnvelopeFileKey -RemoveKeyId alias/…'
+                Grants = @(@{ Action = 'kms:DescribeKey'; Resource = 'K2'; Named = 'the key alias/lp-rm points to (acs:kms:cn-hangzhou:1234567890123456:key/<key-id of alias/lp-rm>)' }, @{ Action = 'kms:Decrypt'; Resource = 'K1' })
+                Prepare = { Set-TestAlias alias/lp-rm $Keys.K2.KeyId; New-SealedFile $Keys.K1.KeyId, $Keys.K2.KeyId }
+                Run = { param($s) Update-EnvelopeFileKey -LiteralPath $s.Sealed -RemoveKeyId alias/lp-rm }
+                Check = { param($s) (Get-EnvelopeFileInfo -LiteralPath $s.Sealed).WrappedKeys.KeyId | Should -Be $Keys.K1.KeyId } }
+            @{ Row = 'Update-EnvelopeFileKey -KeyId alias/…'
+                Grants = @(@{ Action = 'kms:DescribeKey'; Resource = 'K2'; Named = 'the key alias/lp-set points to (acs:kms:cn-hangzhou:1234567890123456:key/<key-id of alias/lp-set>)' }, @{ Action = 'kms:Decrypt'; Resource = 'K1' }
+                    # The Encrypt call names the alias, so the error can only say the key it points to.
+                    @{ Action = 'kms:Encrypt'; Resource = 'K2'; Named = 'the key alias/lp-set points to (acs:kms:cn-hangzhou:1234567890123456:key/<key-id of alias/lp-set>)' })
+                Prepare = { Set-TestAlias alias/lp-set $Keys.K2.KeyId; New-SealedFile $Keys.K1.KeyId }
+                Run = { param($s) Update-EnvelopeFileKey -LiteralPath $s.Sealed -KeyId alias/lp-set }
+                Check = { param($s) (Get-EnvelopeFileInfo -LiteralPath $s.Sealed).WrappedKeys.KeyId | Should -Be $Keys.K2.KeyId } }
             @{ Row = 'Convert-EnvelopeFile -To AlibabaSdk, in place'
                 Grants = @(@{ Action = 'kms:Decrypt'; Resource = 'K1' }, @{ Action = 'kms:DescribeKey'; Resource = 'K2' }, @{ Action = 'kms:GenerateDataKey'; Resource = 'K2' }, @{ Action = 'kms:Decrypt'; Resource = 'K2' })
                 Prepare = { New-SealedFile $Keys.K1.KeyId }
