@@ -295,4 +295,34 @@ Describe 'Least privilege per cmdlet (docs/production.md)' {
             if ($Refused) { & $Refused $state }
         }
     }
+
+    # The cmdlets that need nothing: an AccessKey named in the policy file with no statements may call no action at all.
+    Context 'Get-EnvelopeFileInfo, Connect-Kms, Get-KmsConnection, Disconnect-Kms, tab completion' {
+        It 'work for an AccessKey whose policy grants nothing' {
+            Set-OperatorPolicy @()
+            (Get-Content -Raw -LiteralPath $PolicyFile | ConvertFrom-Json -AsHashtable).AccessKeys.operator.Statement.Count | Should -Be 0
+            $sealed = New-SealedFile $Keys.K1.KeyId
+            $before = Get-DirectorySnapshot $sealed.Dir
+            try {
+                Use-Kms $Operator
+                $connection = Get-KmsConnection
+                $connection.AccessKeyId | Should -Be 'operator'
+                $connection.Endpoint | Should -Be $Hangzhou.Endpoint
+                $info = Get-EnvelopeFileInfo -LiteralPath $sealed.Sealed
+                $info.WrappedKeys.KeyId | Should -Be $Keys.K1.KeyId
+                $completion = TabExpansion2 -inputScript "Protect-EnvelopeFile -KeyId $($Keys.K1.KeyId.Substring(0, 8))" -cursorColumn ("Protect-EnvelopeFile -KeyId ".Length + 8)
+                $completion.CompletionMatches.CompletionText | Should -Contain $Keys.K1.KeyId
+                # The policy really grants nothing: any KMS call is refused, naming what it needs.
+                $refused = $null
+                try { Get-KmsKey -KeyId $Keys.K1.KeyId -ErrorAction Stop } catch { $refused = $_ }
+                $refused | Should -Not -BeNullOrEmpty
+                $refused.CategoryInfo.Category | Should -Be 'PermissionDenied'
+                $refused.ToString() | Should -BeLike "*this needs kms:DescribeKey on $($Keys.K1.Arn)*"
+                Disconnect-Kms
+                Get-KmsConnection | Should -BeNullOrEmpty
+            }
+            finally { Use-Kms $Admin }
+            Get-DirectorySnapshot $sealed.Dir | Should -Be $before
+        }
+    }
 }
