@@ -102,6 +102,20 @@ Describe 'Least privilege per cmdlet (docs/production.md)' {
                 Prepare = { $d = New-RowDirectory; $s = Join-Path $d 'data.bin'; New-RandomFile -Path $s -Length 20000; @{ Dir = $d; Src = $s } }
                 Run = { param($s) Protect-EnvelopeFile -LiteralPath $s.Src -KeyId $Keys.K1.KeyId -Format AlibabaSdk }
                 Check = { param($s) (Get-EnvelopeFileInfo -LiteralPath "$($s.Src).ekms").Format | Should -Be 'AlibabaSdk' } }
+            @{ Row = 'Protect-EnvelopeFile -Format Legacy'; Grants = @(@{ Action = 'kms:GenerateDataKey'; Resource = 'K1' })
+                Prepare = { $d = New-RowDirectory; $s = Join-Path $d 'data.bin'; New-RandomFile -Path $s -Length 20000; @{ Dir = $d; Src = $s } }
+                Run = { param($s) Protect-EnvelopeFile -LiteralPath $s.Src -KeyId $Keys.K1.KeyId -Format Legacy }
+                Check = { param($s) (Get-EnvelopeFileInfo -LiteralPath "$($s.Src).ekms").Format | Should -Be 'Legacy' } }
+            # The source is deleted only after the output is written and verified; a refused run must leave it in place.
+            @{ Row = 'Protect-EnvelopeFile -RemoveSource'; Grants = @(@{ Action = 'kms:GenerateDataKey'; Resource = 'K1' })
+                Prepare = { $d = New-RowDirectory; $s = Join-Path $d 'data.bin'; New-RandomFile -Path $s -Length 20000; @{ Dir = $d; Src = $s; Hash = (Get-FileHash -LiteralPath $s).Hash } }
+                Run = { param($s) Protect-EnvelopeFile -LiteralPath $s.Src -KeyId $Keys.K1.KeyId -RemoveSource -Force }
+                Check = { param($s) Test-Path -LiteralPath $s.Src | Should -BeFalse; (Get-EnvelopeFileInfo -LiteralPath "$($s.Src).ekms").WrappedKeys.Count | Should -Be 1 }
+                Refused = { param($s) (Get-FileHash -LiteralPath $s.Src).Hash | Should -Be $s.Hash } }
+            @{ Row = 'Protect-EnvelopeFile -DataKeyPerFile'; Grants = @(@{ Action = 'kms:GenerateDataKey'; Resource = 'K1' })
+                Prepare = { $d = New-RowDirectory; $a = Join-Path $d 'a.bin'; $b = Join-Path $d 'b.bin'; New-RandomFile -Path $a -Length 20000; New-RandomFile -Path $b -Length 20000; @{ Dir = $d; Src = $a, $b } }
+                Run = { param($s) Protect-EnvelopeFile -LiteralPath $s.Src -KeyId $Keys.K1.KeyId -DataKeyPerFile }
+                Check = { param($s) $s.Src | ForEach-Object { (Get-EnvelopeFileInfo -LiteralPath "$_.ekms").WrappedKeys.Count | Should -Be 1 } } }
             @{ Row = 'Unprotect-EnvelopeFile'; Grants = @(@{ Action = 'kms:Decrypt'; Resource = 'K1' })
                 Prepare = { New-SealedFile $Keys.K1.KeyId }
                 Run = { param($s) Unprotect-EnvelopeFile -LiteralPath $s.Sealed }
@@ -125,6 +139,31 @@ Describe 'Least privilege per cmdlet (docs/production.md)' {
                 Prepare = { New-SealedFile $Keys.K1.KeyId, $Keys.K2.KeyId }
                 Run = { param($s) Update-EnvelopeFileKey -LiteralPath $s.Sealed -RemoveKeyId $Keys.K2.KeyId }
                 Check = { param($s) (Get-EnvelopeFileInfo -LiteralPath $s.Sealed).WrappedKeys.KeyId | Should -Be $Keys.K1.KeyId } }
+            # Replacing the set K1, K2 by K2, KS: K1 goes (no grant), K2 stays (no Encrypt), only KS, not yet in the file, is encrypted under.
+            @{ Row = 'Update-EnvelopeFileKey -KeyId (replace the set)'; Grants = @(@{ Action = 'kms:Decrypt'; Resource = 'K1' }, @{ Action = 'kms:Encrypt'; Resource = 'KS' })
+                Prepare = { New-SealedFile $Keys.K1.KeyId, $Keys.K2.KeyId }
+                Run = { param($s) Update-EnvelopeFileKey -LiteralPath $s.Sealed -KeyId $Keys.K2.KeyId, $Keys.KS.Arn }
+                Check = { param($s) (Get-EnvelopeFileInfo -LiteralPath $s.Sealed).WrappedKeys.Region | Should -Be 'cn-hangzhou', 'cn-shanghai'
+                    (Get-EnvelopeFileInfo -LiteralPath $s.Sealed).WrappedKeys[0].KeyId | Should -Be $Keys.K2.KeyId } }
+            @{ Row = 'Update-EnvelopeFileKey -AddKeyId alias/…'
+                Grants = @(@{ Action = 'kms:DescribeKey'; Resource = 'K2'; Named = 'the key alias/lp-add points to (acs:kms:cn-hangzhou:1234567890123456:key/<key-id of alias/lp-add>)' }, @{ Action = 'kms:Decrypt'; Resource = 'K1' }
+                    # The Encrypt call names the alias, so the error can only say the key it points to.
+                    @{ Action = 'kms:Encrypt'; Resource = 'K2'; Named = 'the key alias/lp-add points to (acs:kms:cn-hangzhou:1234567890123456:key/<key-id of alias/lp-add>)' })
+                Prepare = { Set-TestAlias alias/lp-add $Keys.K2.KeyId; New-SealedFile $Keys.K1.KeyId }
+                Run = { param($s) Update-EnvelopeFileKey -LiteralPath $s.Sealed -AddKeyId alias/lp-add }
+                Check = { param($s) (Get-EnvelopeFileInfo -LiteralPath $s.Sealed).WrappedKeys.KeyId | Should -Be $Keys.K1.KeyId, $Keys.K2.KeyId } }
+            @{ Row = 'Update-EnvelopeFileKey -RemoveKeyId alias/…'
+                Grants = @(@{ Action = 'kms:DescribeKey'; Resource = 'K2'; Named = 'the key alias/lp-rm points to (acs:kms:cn-hangzhou:1234567890123456:key/<key-id of alias/lp-rm>)' }, @{ Action = 'kms:Decrypt'; Resource = 'K1' })
+                Prepare = { Set-TestAlias alias/lp-rm $Keys.K2.KeyId; New-SealedFile $Keys.K1.KeyId, $Keys.K2.KeyId }
+                Run = { param($s) Update-EnvelopeFileKey -LiteralPath $s.Sealed -RemoveKeyId alias/lp-rm }
+                Check = { param($s) (Get-EnvelopeFileInfo -LiteralPath $s.Sealed).WrappedKeys.KeyId | Should -Be $Keys.K1.KeyId } }
+            @{ Row = 'Update-EnvelopeFileKey -KeyId alias/…'
+                Grants = @(@{ Action = 'kms:DescribeKey'; Resource = 'K2'; Named = 'the key alias/lp-set points to (acs:kms:cn-hangzhou:1234567890123456:key/<key-id of alias/lp-set>)' }, @{ Action = 'kms:Decrypt'; Resource = 'K1' }
+                    # The Encrypt call names the alias, so the error can only say the key it points to.
+                    @{ Action = 'kms:Encrypt'; Resource = 'K2'; Named = 'the key alias/lp-set points to (acs:kms:cn-hangzhou:1234567890123456:key/<key-id of alias/lp-set>)' })
+                Prepare = { Set-TestAlias alias/lp-set $Keys.K2.KeyId; New-SealedFile $Keys.K1.KeyId }
+                Run = { param($s) Update-EnvelopeFileKey -LiteralPath $s.Sealed -KeyId alias/lp-set }
+                Check = { param($s) (Get-EnvelopeFileInfo -LiteralPath $s.Sealed).WrappedKeys.KeyId | Should -Be $Keys.K2.KeyId } }
             @{ Row = 'Convert-EnvelopeFile -To AlibabaSdk, in place'
                 Grants = @(@{ Action = 'kms:Decrypt'; Resource = 'K1' }, @{ Action = 'kms:DescribeKey'; Resource = 'K2' }, @{ Action = 'kms:GenerateDataKey'; Resource = 'K2' }, @{ Action = 'kms:Decrypt'; Resource = 'K2' })
                 Prepare = { New-SealedFile $Keys.K1.KeyId }
@@ -253,6 +292,37 @@ Describe 'Least privilege per cmdlet (docs/production.md)' {
             $result.Output | Should -BeNullOrEmpty
             Get-Snapshot $state | Should -Be $before
             if ($state.Dir) { Get-EkmsTempFile $state.Dir | Should -BeNullOrEmpty }
+            if ($Refused) { & $Refused $state }
+        }
+    }
+
+    # The cmdlets that need nothing: an AccessKey named in the policy file with no statements may call no action at all.
+    Context 'Get-EnvelopeFileInfo, Connect-Kms, Get-KmsConnection, Disconnect-Kms, tab completion' {
+        It 'work for an AccessKey whose policy grants nothing' {
+            Set-OperatorPolicy @()
+            (Get-Content -Raw -LiteralPath $PolicyFile | ConvertFrom-Json -AsHashtable).AccessKeys.operator.Statement.Count | Should -Be 0
+            $sealed = New-SealedFile $Keys.K1.KeyId
+            $before = Get-DirectorySnapshot $sealed.Dir
+            try {
+                Use-Kms $Operator
+                $connection = Get-KmsConnection
+                $connection.AccessKeyId | Should -Be 'operator'
+                $connection.Endpoint | Should -Be $Hangzhou.Endpoint
+                $info = Get-EnvelopeFileInfo -LiteralPath $sealed.Sealed
+                $info.WrappedKeys.KeyId | Should -Be $Keys.K1.KeyId
+                $completion = TabExpansion2 -inputScript "Protect-EnvelopeFile -KeyId $($Keys.K1.KeyId.Substring(0, 8))" -cursorColumn ("Protect-EnvelopeFile -KeyId ".Length + 8)
+                $completion.CompletionMatches.CompletionText | Should -Contain $Keys.K1.KeyId
+                # The policy really grants nothing: any KMS call is refused, naming what it needs.
+                $refused = $null
+                try { Get-KmsKey -KeyId $Keys.K1.KeyId -ErrorAction Stop } catch { $refused = $_ }
+                $refused | Should -Not -BeNullOrEmpty
+                $refused.CategoryInfo.Category | Should -Be 'PermissionDenied'
+                $refused.ToString() | Should -BeLike "*this needs kms:DescribeKey on $($Keys.K1.Arn)*"
+                Disconnect-Kms
+                Get-KmsConnection | Should -BeNullOrEmpty
+            }
+            finally { Use-Kms $Admin }
+            Get-DirectorySnapshot $sealed.Dir | Should -Be $before
         }
     }
 }
