@@ -10,7 +10,7 @@ BeforeAll {
     # A fresh pwsh, as build.ps1 -Task Bench runs it (this process may have the module loaded already), of the same
     # PowerShell version as this one: the suite runs on each version the module supports.
     $pwsh = Get-TestPwshCommand
-    $script:BenchOutput = & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File (Join-Path $RepoRoot 'tools/Bench.ps1') `
+    $script:BenchOutput = & $pwsh[0] @($pwsh | Select-Object -Last ($pwsh.Count - 1)) -NoProfile -NonInteractive -File (Join-Path $RepoRoot 'tools/Bench.ps1') `
         -Short -NoInstall -RepoRoot $RepoRoot -ModulePath $ModulePath -ServerPath $ServerDll -OutPath $BenchOut 2>&1
     $script:BenchExit = $LASTEXITCODE
     $script:ResultsJson = Join-Path $BenchOut 'results.json'

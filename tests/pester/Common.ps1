@@ -66,7 +66,7 @@ function Start-TestPwsh {
     param([string] $Script)
     $command = Get-TestPwshCommand
     $psi = [Diagnostics.ProcessStartInfo]::new($command[0])
-    foreach ($a in @($command | Select-Object -Skip 1)) { $psi.ArgumentList.Add($a) }
+    foreach ($a in @($command | Select-Object -Last (@($command).Count - 1))) { $psi.ArgumentList.Add($a) }
     $encoded = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($Script))
     foreach ($a in '-NoProfile', '-NonInteractive', '-EncodedCommand', $encoded) { $psi.ArgumentList.Add($a) }
     $psi.RedirectStandardOutput = $true
