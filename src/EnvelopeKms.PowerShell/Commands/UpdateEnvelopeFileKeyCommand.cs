@@ -150,22 +150,20 @@ public sealed class UpdateEnvelopeFileKeyCommand : KmsCmdlet
     /// <summary>Reports one updated file (verbose, warnings) and returns its -PassThru object.</summary>
     private object? Report(object completed)
     {
+        var result = (EnvelopeKeyUpdateResult)completed;
+        foreach (var key in result.NewKeys) ModuleState.Current.RememberKey(key.KeyId);
+        if (result.RepairedSlotProblem is { } problem) WriteWarning($"'{result.Path}': {problem} Both slots were rewritten.");
+        if (!result.Changed)
+            WriteVerbose($"'{result.Path}' already has these keys ({string.Join(", ", result.NewKeys.Select(k => k.KeyId))}); not changed.");
+        else if (result.Rewritten)
         {
-            var result = (EnvelopeKeyUpdateResult)completed;
-            foreach (var key in result.NewKeys) ModuleState.Current.RememberKey(key.KeyId);
-            if (result.RepairedSlotProblem is { } problem) WriteWarning($"'{result.Path}': {problem} Both slots were rewritten.");
-            if (!result.Changed)
-                WriteVerbose($"'{result.Path}' already has these keys ({string.Join(", ", result.NewKeys.Select(k => k.KeyId))}); not changed.");
-            else if (result.Rewritten)
-            {
-                string why = result.OldVersion == EnvelopeFormat.Version1 ? "converted from format v1 to v2" : "the key list outgrew the header slots";
-                WriteVerbose($"'{result.Path}': {why}, so the whole file was rewritten (temp file, body bytes copied as they are, rename): "
-                    + $"keys {string.Join(", ", result.NewKeys.Select(k => k.KeyId))}, generation {result.Generation}, slot size {result.SlotSize}.");
-            }
-            else
-                WriteVerbose($"'{result.Path}': header updated in place: keys {string.Join(", ", result.NewKeys.Select(k => k.KeyId))}, generation {result.Generation}.");
-            return EnvelopeFileKeyUpdate.From(result);
+            string why = result.OldVersion == EnvelopeFormat.Version1 ? "converted from format v1 to v2" : "the key list outgrew the header slots";
+            WriteVerbose($"'{result.Path}': {why}, so the whole file was rewritten (temp file, body bytes copied as they are, rename): "
+                + $"keys {string.Join(", ", result.NewKeys.Select(k => k.KeyId))}, generation {result.Generation}, slot size {result.SlotSize}.");
         }
+        else
+            WriteVerbose($"'{result.Path}': header updated in place: keys {string.Join(", ", result.NewKeys.Select(k => k.KeyId))}, generation {result.Generation}.");
+        return EnvelopeFileKeyUpdate.From(result);
     }
 
     protected override void Dispose(bool disposing)
