@@ -91,7 +91,8 @@ Describe 'Protect-EnvelopeFile and Unprotect-EnvelopeFile' {
     It 'result objects pipe on by literal path, brackets included' {
         $r = Protect-EnvelopeFile -LiteralPath (Join-Path $Root 'brackets[1].txt') -KeyId $Alias -PassThru
         ($r | Get-EnvelopeFileInfo).PlaintextLength | Should -Be 9
-        $r | Test-EnvelopeFile | Should -BeTrue
+        # Piped input is a batch: one object naming the file.
+        ($r | Test-EnvelopeFile).Result | Should -BeTrue
         Remove-Item -LiteralPath (Join-Path $Root 'brackets[1].txt')
         $r | Unprotect-EnvelopeFile
         Get-Content -LiteralPath (Join-Path $Root 'brackets[1].txt') | Should -Be 'brackets'
@@ -319,7 +320,9 @@ Describe 'Get-EnvelopeFileInfo and Test-EnvelopeFile' {
     It 'authenticates whole files without writing plaintext' {
         $files = Get-ChildItem $Root -Recurse -Filter *.ekms
         $before = (Get-ChildItem $Root -Recurse -Force).Count
-        $files | Test-EnvelopeFile | Should -Be (@($true) * $files.Count)
+        $tested = $files | Test-EnvelopeFile
+        $tested.Result | Should -Be (@($true) * $files.Count)
+        $tested.Path | Should -Be $files.FullName
         (Get-ChildItem $Root -Recurse -Force).Count | Should -Be $before
         $bad = Join-Path $Root 'sub dir/nested.bin.ekms'
         # The same header byte in both v2 header slots (one damaged slot alone would fall back to the other).

@@ -175,7 +175,7 @@ Describe 'Update-EnvelopeFileKey' {
         $stats = Get-Stats
         $stats.operations.Decrypt.success | Should -Be 1
         $stats.operations.Encrypt.success | Should -Be 1
-        Get-ChildItem -LiteralPath (Join-Path $Root 'many') -Filter *.ekms | Test-EnvelopeFile -AllowedKeyId $Dr.KeyId | Should -Be (@($true) * 200)
+        Get-ChildItem -LiteralPath (Join-Path $Root 'many') -Filter *.ekms | Test-EnvelopeFile -AllowedKeyId $Dr.KeyId | ForEach-Object Result | Should -Be (@($true) * 200)
     }
 
     It 'warns about a damaged header slot when decrypting, and the next update repairs it' {

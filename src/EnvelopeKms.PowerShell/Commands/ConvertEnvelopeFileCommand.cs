@@ -17,8 +17,10 @@ namespace EnvelopeKms.PowerShell.Commands;
 /// </summary>
 [Cmdlet(VerbsData.Convert, "EnvelopeFile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = LiteralPathSet)]
 [OutputType(typeof(EnvelopeFileResult))]
-public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
+public sealed class ConvertEnvelopeFileCommand : KmsFileCmdlet
 {
+    private OutputPaths? _outputs;
+    private FileBatch? _batch;
     /// <summary>Marks (in <see cref="Exception.Data"/>) a failure to get the new data key, as opposed to reading a source.</summary>
     private const string NewKeyMarker = "EnvelopeKms.NewDataKey";
     private Keys.EncryptionContext _required = Keys.EncryptionContext.Empty;
@@ -51,13 +53,29 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     [ArgumentCompleter(typeof(KmsKeyCompleter))]
     public string[]? AllowedKeyId { get; set; }
 
+    /// <summary>A folder for the outputs, or a file name when there is one input. Default: in place.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Destination { get; set; }
+
+    /// <summary>Overwrite existing outputs.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    /// <summary>Write a result object for each file written.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    /// <summary>Files processed at once.</summary>
+    [Parameter]
+    [ValidateRange(1, 256)]
+    public int ThrottleLimit { get; set; } = Math.Max(2, Environment.ProcessorCount * 2);
+
     // Sources may be wrapped under different keys, so reading one fails only that file; the new data key is shared
     // by every file, so failing to get it fails them all alike.
-    private protected override PipelineEnd PipelineEnd => PipelineEnd.SharedSession;
+    private static PipelineEnd PipelineEndFor(Exception error) => error.Data.Contains(NewKeyMarker) ? PipelineEnd.SharedDataKey : PipelineEnd.SharedSession;
 
-    private protected override PipelineEnd PipelineEndFor(Exception error) => error.Data.Contains(NewKeyMarker) ? PipelineEnd.SharedDataKey : PipelineEnd;
-
-    protected override void BeginProcessing()
+    protected override void Begin()
     {
         _required = ToContextOrStop(EncryptionContext);
         _target = FileFormats.FromName(To);
@@ -71,7 +89,8 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, KeyId));
         }
         foreach (var key in KeyId) ModuleState.Current.RememberKey(key);
-        BeginWriting();
+        _outputs = new OutputPaths(this, Destination);
+        _batch = new FileBatch(this, Kms, ThrottleLimit, PassThru, PipelineEndFor, EnvelopeFileResults.Report(this), tellReadFromWrite: true, CancellationToken);
     }
 
     protected override void ProcessRecord()
@@ -91,23 +110,28 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
                 WriteError(ErrorIds.EnvelopeConvertSameFormat.ToRecord(new InvalidOperationException($"'{source}' is already in the {format.Name} format; nothing to convert.{hint}"), source));
                 continue;
             }
-            string destination = Destination is null ? source : DestinationFor(source, System.IO.Path.GetFileName(source))!;
+            string destination = !_outputs!.Given ? source : _outputs.For(source, System.IO.Path.GetFileName(source), CancelWork)!;
             bool inPlace = string.Equals(System.IO.Path.GetFullPath(destination), source, OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase);
-            if (!inPlace && !CheckDestinationFree(source, destination)) continue;
+            if (!inPlace && !Force && File.Exists(destination))
+            {
+                _batch!.Refuse(source, new DestinationExistsException(destination));
+                continue;
+            }
             string from = format.Name, to = _target.Name;
             if (!ShouldProcess(source, inPlace ? $"Convert from {from} to {to} in place" : $"Convert from {from} to {to} into '{destination}'")) continue;
-            WarnAboutLeftoverTempFiles(destination);
-            _unwrapper ??= CreateUnwrappingKeyProvider(AllowedKeyId);
+            _outputs.WarnAboutLeftoverTempFiles(destination);
+            _unwrapper ??= Kms.CreateUnwrappingKeyProvider(AllowedKeyId);
             if (_target.RecordsKeyArns) ResolveSdkArns();
-            _clients = OpenRegionalClients(); // made here, on the pipeline thread
-            Queue.Start(new FileWorkQueue.WorkItem(source, new FileInfo(source).Length), (item, ct) => ConvertAsync(item, format, destination, ct));
+            _clients = Kms.OpenRegional(); // made here, on the pipeline thread
+            _batch!.Start(new FileWorkQueue.WorkItem(source, new FileInfo(source).Length), (item, ct) => ConvertAsync(item, format, destination, ct));
         }
     }
 
     protected override void EndProcessing()
     {
-        EndWriting();
-        WriteRetrySummary();
+        _batch!.End();
+        Input.WriteSkippedDirectorySummary();
+        Kms.WriteRetrySummary();
     }
 
     /// <summary>The Encryption SDK records keys by ARN: ids and aliases are resolved once, on the pipeline thread.</summary>
@@ -115,7 +139,7 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     {
         try
         {
-            _sdkArns ??= Run(ct => KmsKeyArnResolver.ResolveAsync(OpenClient(), KeyId, ct));
+            _sdkArns ??= Run(ct => KmsKeyArnResolver.ResolveAsync(Kms.Open(), KeyId, ct));
         }
         catch (Exception e) when (e is KmsException or Credentials.CredentialsException)
         {
@@ -128,7 +152,7 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     {
         string id = context.ToKmsJson() ?? "";
         var batcher = _batchers.GetOrAdd(id, _ => new DataKeyBatcher(
-            new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(_clients!, new KmsDataKeyProviderOptions { Trace = QueueVerbose })),
+            new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(_clients!, new KmsDataKeyProviderOptions { Trace = Kms.QueueVerbose })),
             _sdkArns ?? KeyId, context, DataKeyReuseLimits.Default));
         return MarkFailures(batcher.AcquireAsync(length, cancellationToken));
 
@@ -150,7 +174,7 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     private Task ConfirmNewKeyAsync(DataKey key, Keys.EncryptionContext context, CancellationToken cancellationToken)
         => _confirmed.GetOrAdd(key, k => new Lazy<Task>(async () =>
         {
-            using var provider = CreateUnwrappingKeyProvider(null);
+            using var provider = Kms.CreateUnwrappingKeyProvider(null); // the clients exist: made on the pipeline thread
             using var unwrapped = await provider.DecryptDataKeyAsync(k.WrappedKeys, context, cancellationToken).ConfigureAwait(false);
             if (!CryptographicOperations.FixedTimeEquals(unwrapped.Plaintext, k.Plaintext))
                 throw new KeyProviderException(KeyProviderError.InvalidDataKey, "KMS unwrapped the new data key to different bytes; the source was left as it was.");
@@ -175,11 +199,13 @@ public sealed class ConvertEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 
     protected override void Dispose(bool disposing)
     {
-        base.Dispose(disposing); // first: stops and waits for the files in flight
         if (disposing)
         {
+            CancelWork();
+            _batch?.Dispose(); // first: waits for the files in flight
             _unwrapper?.Dispose();
             foreach (var batcher in _batchers.Values) batcher.Dispose();
         }
+        base.Dispose(disposing);
     }
 }

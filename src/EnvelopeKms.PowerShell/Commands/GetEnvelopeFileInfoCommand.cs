@@ -7,26 +7,13 @@ using EnvelopeKms.PowerShell.Errors;
 namespace EnvelopeKms.PowerShell.Commands;
 
 /// <summary>Shows an envelope file's header (EKMS, legacy or Encryption SDK) — format, suite, KMS keys, encryption context, sizes — without any KMS call.</summary>
-[Cmdlet(VerbsCommon.Get, "EnvelopeFileInfo", DefaultParameterSetName = "LiteralPath")]
+[Cmdlet(VerbsCommon.Get, "EnvelopeFileInfo", DefaultParameterSetName = LiteralPathSet)]
 [OutputType(typeof(EnvelopeFileInfo))]
-public sealed class GetEnvelopeFileInfoCommand : EnvelopeCmdlet
+public sealed class GetEnvelopeFileInfoCommand : EnvelopeFileCmdlet
 {
-    private int _skippedDirectories;
-
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = "Path", ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [SupportsWildcards]
-    [ValidateNotNullOrEmpty]
-    public string[] Path { get; set; } = [];
-
-    [Parameter(Mandatory = true, ParameterSetName = "LiteralPath", ValueFromPipelineByPropertyName = true)]
-    [Alias("PSPath", "LP")]
-    [ValidateNotNullOrEmpty]
-    public string[] LiteralPath { get; set; } = [];
-
     protected override void ProcessRecord()
     {
-        bool literal = ParameterSetName == "LiteralPath";
-        foreach (var file in FilePathResolver.Resolve(this, literal ? LiteralPath : Path, literal, ref _skippedDirectories))
+        foreach (var file in ResolveInputFiles())
         {
             try
             {
@@ -39,7 +26,7 @@ public sealed class GetEnvelopeFileInfoCommand : EnvelopeCmdlet
         }
     }
 
-    protected override void EndProcessing() => FilePathResolver.WriteSkippedDirectorySummary(this, _skippedDirectories);
+    protected override void EndProcessing() => Input.WriteSkippedDirectorySummary();
 
     private static async Task<EnvelopeFileInfo> ReadAsync(string file, CancellationToken cancellationToken)
     {

@@ -8,7 +8,7 @@ namespace EnvelopeKms.PowerShell.Commands;
 /// <summary>Gives a key an alias (CreateAlias): <c>New-KmsKey | New-KmsAlias -AliasName alias/Apollo/WorkKey</c>.</summary>
 [Cmdlet(VerbsCommon.New, "KmsAlias", SupportsShouldProcess = true)]
 [OutputType(typeof(AliasMetadata))]
-public sealed class NewKmsAliasCommand : KmsKeyCmdlet
+public sealed class NewKmsAliasCommand : KmsCmdlet
 {
     /// <summary>The alias, starting with alias/ (for example alias/Apollo/WorkKey).</summary>
     [Parameter(Mandatory = true, Position = 0)]
@@ -32,7 +32,7 @@ public sealed class NewKmsAliasCommand : KmsKeyCmdlet
 /// <summary>Points an existing alias at another key (UpdateAlias), for rotation by alias.</summary>
 [Cmdlet(VerbsCommon.Set, "KmsAlias", SupportsShouldProcess = true)]
 [OutputType(typeof(AliasMetadata))]
-public sealed class SetKmsAliasCommand : KmsKeyCmdlet
+public sealed class SetKmsAliasCommand : KmsCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(KmsAliasCompleter))]
@@ -58,7 +58,7 @@ public sealed class SetKmsAliasCommand : KmsKeyCmdlet
 
 /// <summary>Deletes an alias (DeleteAlias); the key itself is not touched.</summary>
 [Cmdlet(VerbsCommon.Remove, "KmsAlias", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
-public sealed class RemoveKmsAliasCommand : KmsKeyCmdlet
+public sealed class RemoveKmsAliasCommand : KmsCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(KmsAliasCompleter))]
@@ -78,7 +78,7 @@ public sealed class RemoveKmsAliasCommand : KmsKeyCmdlet
 /// <summary>Lists aliases (ListAliases), those of one key (ListAliasesByKeyId), or those matching a name pattern.</summary>
 [Cmdlet(VerbsCommon.Get, "KmsAlias", DefaultParameterSetName = "Name")]
 [OutputType(typeof(AliasMetadata))]
-public sealed class GetKmsAliasCommand : KmsKeyCmdlet
+public sealed class GetKmsAliasCommand : KmsCmdlet
 {
     [Parameter(Position = 0, ParameterSetName = "Name")]
     [SupportsWildcards]

@@ -7,39 +7,10 @@ using EnvelopeKms.PowerShell.Errors;
 
 namespace EnvelopeKms.PowerShell.Commands;
 
-/// <summary>Base of the key cmdlets: a KMS call per key, with errors per key and the key remembered for Tab completion.</summary>
-public abstract class KmsKeyCmdlet : KmsCmdlet
-{
-    /// <summary>Runs one KMS call for <paramref name="target"/>, writing a non-terminating error on failure.</summary>
-    protected bool TryRun(object target, Func<CancellationToken, Task> call)
-    {
-        try
-        {
-            Run(call);
-            return true;
-        }
-        catch (Exception e) when (e is KmsException or ArgumentException or Credentials.CredentialsException or KmsConfigurationException)
-        {
-            var record = ErrorMapper.ToErrorRecord(e, target);
-            // Credentials, clock and configuration problems fail every call alike: stop once.
-            if (PipelineEnd.SharedSession.Ends(ErrorMapper.IdOf(e)))
-                ThrowTerminatingError(record);
-            WriteError(record);
-            return false;
-        }
-    }
-
-    protected void Emit(KeyMetadata key)
-    {
-        ModuleState.Current.RememberKey(key.KeyId, key.Description);
-        WriteObject(key);
-    }
-}
-
 /// <summary>Creates a KMS key (CreateKey).</summary>
 [Cmdlet(VerbsCommon.New, "KmsKey", SupportsShouldProcess = true)]
 [OutputType(typeof(KeyMetadata))]
-public sealed class NewKmsKeyCommand : KmsKeyCmdlet
+public sealed class NewKmsKeyCommand : KmsCmdlet
 {
     [Parameter(Position = 0)]
     public string? Description { get; set; }
@@ -94,7 +65,7 @@ public sealed class NewKmsKeyCommand : KmsKeyCmdlet
 /// <summary>Gets one KMS key (DescribeKey), or every key of the account (ListKeys, then DescribeKey each).</summary>
 [Cmdlet(VerbsCommon.Get, "KmsKey")]
 [OutputType(typeof(KeyMetadata))]
-public sealed class GetKmsKeyCommand : KmsKeyCmdlet
+public sealed class GetKmsKeyCommand : KmsCmdlet
 {
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(KmsKeyCompleter))]
@@ -120,9 +91,11 @@ public sealed class GetKmsKeyCommand : KmsKeyCmdlet
     }
 }
 
-/// <summary>Base of the cmdlets that change one key's state.</summary>
-public abstract class KmsKeyStateCmdlet : KmsKeyCmdlet
+[Cmdlet(VerbsLifecycle.Enable, "KmsKey", SupportsShouldProcess = true)]
+[OutputType(typeof(KeyMetadata))]
+public sealed class EnableKmsKeyCommand : KmsCmdlet
 {
+    /// <summary>The keys to change (key ids, aliases or ARNs).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(KmsKeyCompleter))]
     [ValidateNotNullOrEmpty]
@@ -132,60 +105,67 @@ public abstract class KmsKeyStateCmdlet : KmsKeyCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
-    protected abstract string Action { get; }
-    protected abstract Task ChangeAsync(string keyId, CancellationToken cancellationToken);
-
     protected override void ProcessRecord()
-    {
-        foreach (var id in KeyId)
-        {
-            if (!ShouldProcess(id, Action)) continue;
-            if (!TryRun(id, ct => ChangeAsync(id, ct))) continue;
-            WriteVerbose($"{Action}: {id}.");
-            if (PassThru)
-            {
-                KeyMetadata? key = null;
-                if (TryRun(id, async ct => key = await OpenClient().DescribeKeyAsync(id, ct).ConfigureAwait(false))) Emit(key!);
-            }
-        }
-    }
-}
-
-[Cmdlet(VerbsLifecycle.Enable, "KmsKey", SupportsShouldProcess = true)]
-[OutputType(typeof(KeyMetadata))]
-public sealed class EnableKmsKeyCommand : KmsKeyStateCmdlet
-{
-    protected override string Action => "Enable KMS key";
-    protected override Task ChangeAsync(string keyId, CancellationToken ct) => OpenClient().EnableKeyAsync(keyId, ct);
+        => ChangeKeyStates(KeyId, "Enable KMS key", PassThru, (id, ct) => OpenClient().EnableKeyAsync(id, ct));
 }
 
 [Cmdlet(VerbsLifecycle.Disable, "KmsKey", SupportsShouldProcess = true)]
 [OutputType(typeof(KeyMetadata))]
-public sealed class DisableKmsKeyCommand : KmsKeyStateCmdlet
+public sealed class DisableKmsKeyCommand : KmsCmdlet
 {
-    protected override string Action => "Disable KMS key";
-    protected override Task ChangeAsync(string keyId, CancellationToken ct) => OpenClient().DisableKeyAsync(keyId, ct);
+    /// <summary>The keys to change (key ids, aliases or ARNs).</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(KmsKeyCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[] KeyId { get; set; } = [];
+
+    /// <summary>Write the key's metadata after the change.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+        => ChangeKeyStates(KeyId, "Disable KMS key", PassThru, (id, ct) => OpenClient().DisableKeyAsync(id, ct));
 }
 
 /// <summary>Schedules a key's deletion after a pending window (ScheduleKeyDeletion); Restore-KmsKey cancels it.</summary>
 [Cmdlet(VerbsCommon.Remove, "KmsKey", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(KeyMetadata))]
-public sealed class RemoveKmsKeyCommand : KmsKeyStateCmdlet
+public sealed class RemoveKmsKeyCommand : KmsCmdlet
 {
+    /// <summary>The keys to change (key ids, aliases or ARNs).</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(KmsKeyCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[] KeyId { get; set; } = [];
+
+    /// <summary>Write the key's metadata after the change.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
     /// <summary>Days before the key is deleted for good (7 to 366). Files encrypted under it become unreadable then.</summary>
     [Parameter]
     [ValidateRange(7, 366)]
     public int PendingWindowInDays { get; set; } = 30;
 
-    protected override string Action => $"Schedule deletion of KMS key in {PendingWindowInDays} days";
-    protected override Task ChangeAsync(string keyId, CancellationToken ct) => OpenClient().ScheduleKeyDeletionAsync(keyId, PendingWindowInDays, ct);
+    protected override void ProcessRecord()
+        => ChangeKeyStates(KeyId, $"Schedule deletion of KMS key in {PendingWindowInDays} days", PassThru, (id, ct) => OpenClient().ScheduleKeyDeletionAsync(id, PendingWindowInDays, ct));
 }
 
 /// <summary>Cancels a key's scheduled deletion (CancelKeyDeletion).</summary>
 [Cmdlet(VerbsData.Restore, "KmsKey", SupportsShouldProcess = true)]
 [OutputType(typeof(KeyMetadata))]
-public sealed class RestoreKmsKeyCommand : KmsKeyStateCmdlet
+public sealed class RestoreKmsKeyCommand : KmsCmdlet
 {
-    protected override string Action => "Cancel deletion of KMS key";
-    protected override Task ChangeAsync(string keyId, CancellationToken ct) => OpenClient().CancelKeyDeletionAsync(keyId, ct);
+    /// <summary>The keys to change (key ids, aliases or ARNs).</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(KmsKeyCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[] KeyId { get; set; } = [];
+
+    /// <summary>Write the key's metadata after the change.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+        => ChangeKeyStates(KeyId, "Cancel deletion of KMS key", PassThru, (id, ct) => OpenClient().CancelKeyDeletionAsync(id, ct));
 }

@@ -15,7 +15,7 @@ namespace EnvelopeKms.PowerShell.Commands;
 /// </summary>
 [Cmdlet(VerbsSecurity.Protect, "KmsSecret", DefaultParameterSetName = SecureStringSet)]
 [OutputType(typeof(string))]
-public sealed class ProtectKmsSecretCommand : KmsKeyCmdlet
+public sealed class ProtectKmsSecretCommand : KmsCmdlet
 {
     private const string SecureStringSet = "SecureString";
     private const string BytesSet = "Bytes";
@@ -41,7 +41,7 @@ public sealed class ProtectKmsSecretCommand : KmsKeyCmdlet
 
     private Keys.EncryptionContext _context = Keys.EncryptionContext.Empty;
 
-    protected override void BeginProcessing() => _context = ToContextOrStop(EncryptionContext);
+    protected override void Begin() => _context = ToContextOrStop(EncryptionContext);
 
     protected override void ProcessRecord()
     {
@@ -71,7 +71,7 @@ public sealed class ProtectKmsSecretCommand : KmsKeyCmdlet
 /// <summary>Decrypts a <c>CiphertextBlob</c> from Protect-KmsSecret (or any KMS Encrypt) into a SecureString or bytes.</summary>
 [Cmdlet(VerbsSecurity.Unprotect, "KmsSecret")]
 [OutputType(typeof(SecureString), typeof(byte[]))]
-public sealed class UnprotectKmsSecretCommand : KmsKeyCmdlet
+public sealed class UnprotectKmsSecretCommand : KmsCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
@@ -88,7 +88,7 @@ public sealed class UnprotectKmsSecretCommand : KmsKeyCmdlet
 
     private Keys.EncryptionContext _context = Keys.EncryptionContext.Empty;
 
-    protected override void BeginProcessing() => _context = ToContextOrStop(EncryptionContext);
+    protected override void Begin() => _context = ToContextOrStop(EncryptionContext);
 
     protected override void ProcessRecord()
     {

@@ -12,8 +12,10 @@ namespace EnvelopeKms.PowerShell.Commands;
 /// <summary>Encrypts files with a KMS data key into EKMS envelope files.</summary>
 [Cmdlet(VerbsSecurity.Protect, "EnvelopeFile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = LiteralPathSet)]
 [OutputType(typeof(EnvelopeFileResult))]
-public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
+public sealed class ProtectEnvelopeFileCommand : KmsFileCmdlet
 {
+    private OutputPaths? _outputs;
+    private FileBatch? _batch;
     private Keys.EncryptionContext _context = Keys.EncryptionContext.Empty;
     private DataKeyBatcher? _batcher;
     private int _alreadyProtected;
@@ -42,6 +44,24 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     [Parameter]
     public SwitchParameter DataKeyPerFile { get; set; }
 
+    /// <summary>A folder for the outputs, or a file name when there is one input. Default: beside each source.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Destination { get; set; }
+
+    /// <summary>Overwrite existing outputs.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    /// <summary>Write a result object for each file written.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    /// <summary>Files processed at once.</summary>
+    [Parameter]
+    [ValidateRange(1, 256)]
+    public int ThrottleLimit { get; set; } = Math.Max(2, Environment.ProcessorCount * 2);
+
     /// <summary>
     /// EKMS (default); Legacy: the KMS documentation sample's four-line AES-EAX format, for scripts built on it;
     /// AlibabaSdk / AlibabaSdkStream: an Alibaba Cloud Encryption SDK message (ASN.1, or the Java SDK's stream layout).
@@ -52,10 +72,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 
     private FileFormat _format = FileFormats.Ekms;
 
-    // Every file is wrapped under -KeyId: a problem with that key fails them all alike.
-    private protected override PipelineEnd PipelineEnd => PipelineEnd.SharedKey;
-
-    protected override void BeginProcessing()
+    protected override void Begin()
     {
         _context = ToContextOrStop(EncryptionContext);
         _format = FileFormats.FromName(Format);
@@ -68,7 +85,9 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             ThrowTerminatingError(ErrorMapper.ToErrorRecord(e, e.Rule is FormatRule.NoContext or FormatRule.ContextTooLarge ? EncryptionContext : KeyId));
         }
         foreach (var key in KeyId) ModuleState.Current.RememberKey(key);
-        BeginWriting();
+        _outputs = new OutputPaths(this, Destination);
+        // Every file is wrapped under -KeyId: a problem with that key fails them all alike.
+        _batch = new FileBatch(this, Kms, ThrottleLimit, PassThru, _ => PipelineEnd.SharedKey, EnvelopeFileResults.Report(this), tellReadFromWrite: true, CancellationToken);
         // Ask KMS for the data key while the pipeline starts delivering files, unless nothing may be written
         // (-WhatIf) or every file is to be confirmed first (-Confirm).
         bool whatIf = MyInvocation.BoundParameters.ContainsKey("WhatIf") ? ((SwitchParameter)MyInvocation.BoundParameters["WhatIf"]).IsPresent
@@ -80,18 +99,22 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     {
         foreach (var source in ResolveInputFiles())
         {
-            string destination = DestinationFor(source, System.IO.Path.GetFileName(source) + EnvelopeFormat.FileExtension)!;
+            string destination = _outputs!.For(source, System.IO.Path.GetFileName(source) + EnvelopeFormat.FileExtension, CancelWork)!;
             if (IsAlreadyProtected(source))
             {
                 _alreadyProtected++;
                 WriteVerbose($"Skipping '{source}': it is already an envelope file.");
                 continue;
             }
-            if (!CheckDestinationFree(source, destination)) continue;
+            if (!Force && File.Exists(destination))
+            {
+                _batch!.Refuse(source, new DestinationExistsException(destination));
+                continue;
+            }
             if (RemoveSource && !CheckRemovable(source)) continue;
             string action = RemoveSource ? $"Encrypt to '{destination}', then remove the source" : $"Encrypt to '{destination}'";
             if (!ShouldProcess(source, action)) continue;
-            WarnAboutLeftoverTempFiles(destination);
+            _outputs.WarnAboutLeftoverTempFiles(destination);
             bool remove = RemoveSource && ConfirmRemoval(source);
             long length = new FileInfo(source).Length;
             OpenBatcher();
@@ -100,21 +123,22 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             // source, made after it was read, is lost with it.
             if (_format.ReadsAhead && !remove)
             {
-                Queue.StartWithReadAhead(work, (item, createOutput) => ReadAhead(item, destination, createOutput),
+                _batch!.StartWithReadAhead(work, (item, createOutput) => ReadAhead(item, destination, createOutput),
                     (item, ahead, ct) => ProtectAsync(item, ahead, destination, remove, ct));
             }
-            else Queue.Start(work, (item, ct) => ProtectAsync(item, null, destination, remove, ct));
+            else _batch!.Start(work, (item, ct) => ProtectAsync(item, null, destination, remove, ct));
         }
     }
 
     protected override void EndProcessing()
     {
-        EndWriting();
+        _batch!.End();
+        Input.WriteSkippedDirectorySummary();
         if (_alreadyProtected > 0)
             WriteWarning($"Skipped {_alreadyProtected} file(s) that are already envelope files (EKMS, legacy or Encryption SDK).");
         if (_batcher is not null)
-            WriteVerbose($"{_batcher.DataKeysGenerated} data key(s) generated for {Queue.CompletedCount} file(s).");
-        WriteRetrySummary();
+            WriteVerbose($"{_batcher.DataKeysGenerated} data key(s) generated for {_batch.CompletedCount} file(s).");
+        Kms.WriteRetrySummary();
     }
 
     /// <summary>A .ekms file that already holds an envelope of a known format (by content) is not encrypted again.</summary>
@@ -131,7 +155,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         }
         catch (SourceNotRemovableException e)
         {
-            WriteError(ErrorMapper.ToErrorRecord(e, source));
+            _batch!.Refuse(source, e);
             return false;
         }
     }
@@ -153,7 +177,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     /// output or end the command (and never under -WhatIf, which makes no KMS client at all).
     /// </summary>
     private DataKeyBatcher OpenBatcher() => _batcher ??= new DataKeyBatcher(
-        new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(OpenRegionalClients(), new KmsDataKeyProviderOptions { Trace = QueueVerbose })),
+        new CircuitBreakingDataKeyProvider(new KmsDataKeyProvider(Kms.OpenRegional(), new KmsDataKeyProviderOptions { Trace = Kms.QueueVerbose })),
         ResolveBatchKeyIds(), _context, DataKeyPerFile ? DataKeyReuseLimits.PerFile : DataKeyReuseLimits.Default);
 
     private IReadOnlyList<string>? _sdkArns;
@@ -168,7 +192,7 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
         if (!_format.RecordsKeyArns) return KeyId;
         try
         {
-            _sdkArns ??= Run(ct => KmsKeyArnResolver.ResolveAsync(OpenClient(), KeyId, ct));
+            _sdkArns ??= Run(ct => KmsKeyArnResolver.ResolveAsync(Kms.Open(), KeyId, ct));
         }
         catch (Exception e) when (e is KmsException or Credentials.CredentialsException)
         {
@@ -218,7 +242,12 @@ public sealed class ProtectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 
     protected override void Dispose(bool disposing)
     {
-        base.Dispose(disposing); // first: stops and waits for the files in flight
-        if (disposing) _batcher?.Dispose();
+        if (disposing)
+        {
+            CancelWork();
+            _batch?.Dispose(); // first: waits for the files in flight
+            _batcher?.Dispose();
+        }
+        base.Dispose(disposing);
     }
 }

@@ -12,12 +12,14 @@ namespace EnvelopeKms.PowerShell.Commands;
 
 /// <summary>
 /// Fully authenticates envelope files — key commitment, header and every frame — without writing plaintext anywhere.
-/// Returns $true for a file that decrypts, $false for one that does not (the reason goes to the verbose stream);
-/// errors only for what prevents the check (missing file, KMS unreachable, bad credentials).
+/// One file given by parameter: $true for a file that decrypts, $false for one that does not (the reason goes to
+/// the verbose stream), so <c>if (Test-EnvelopeFile x.ekms)</c> works. A batch (piped input, or a parameter that
+/// names several files): one <see cref="EnvelopeFileTestResult"/> per file, naming it, with the error id and the
+/// message of a failure. Errors only for what prevents the check (missing file, KMS unreachable, bad credentials).
 /// </summary>
 [Cmdlet(VerbsDiagnostic.Test, "EnvelopeFile", DefaultParameterSetName = LiteralPathSet)]
-[OutputType(typeof(bool))]
-public sealed class TestEnvelopeFileCommand : EnvelopeFileCmdlet
+[OutputType(typeof(bool), typeof(EnvelopeFileTestResult))]
+public sealed class TestEnvelopeFileCommand : KmsFileCmdlet
 {
     private Keys.EncryptionContext _required = Keys.EncryptionContext.Empty;
     private CachingDataKeyProvider? _keys;
@@ -32,44 +34,48 @@ public sealed class TestEnvelopeFileCommand : EnvelopeFileCmdlet
     [ArgumentCompleter(typeof(KmsKeyCompleter))]
     public string[]? AllowedKeyId { get; set; }
 
-    protected override void BeginProcessing()
+    protected override void Begin()
     {
         _required = ToContextOrStop(EncryptionContext);
     }
 
     protected override void ProcessRecord()
     {
-        foreach (var file in ResolveInputFiles())
+        var files = ResolveInputFiles();
+        // A bare boolean only when the answer cannot be about another file: one file, named by parameter.
+        bool single = !MyInvocation.ExpectingInput && files.Count == 1;
+        foreach (var file in files)
         {
-            _keys ??= CreateUnwrappingKeyProvider(AllowedKeyId);
+            _keys ??= Kms.CreateUnwrappingKeyProvider(AllowedKeyId);
             try
             {
                 _slotProblem = null;
                 var (keyId, entry) = RunAndTrace(ct => VerifyAsync(file, ct));
-                string? region = RegionOfUnwrap(entry);
+                string? region = Kms.RegionOfUnwrap(entry);
                 WriteVerbose($"'{file}' authenticates (KMS key {keyId}{(region is null ? "" : $", region {region}")}).");
                 if (_slotProblem is not null) WriteWarning($"'{file}': {_slotProblem} {ErrorMapper.SlotProblemHint}");
-                WriteObject(true);
+                WriteObject(single ? true : new EnvelopeFileTestResult { Path = file, Result = true, KeyId = keyId, Region = region });
             }
             catch (Exception e) when (e is EnvelopeException or KeyProviderException { Error: KeyProviderError.NoMatchingKey or KeyProviderError.Refused or KeyProviderError.InvalidDataKey })
             {
-                WriteQueuedVerbose();
+                Kms.WriteQueuedVerbose();
                 WriteVerbose($"'{file}' does not authenticate: {e.Message}");
-                WriteObject(false);
+                WriteObject(single ? false : new EnvelopeFileTestResult { Path = file, Result = false, ErrorId = ErrorMapper.IdOf(e, FileAccess.Read).Name, Message = e.Message });
             }
             catch (Exception e) when (e is not PipelineStoppedException and not OperationCanceledException)
             {
-                WriteQueuedVerbose();
+                Kms.WriteQueuedVerbose();
                 WriteError(ErrorMapper.ToErrorRecord(e, file, FileAccess.Read));
             }
         }
-        WriteSkippedDirectorySummary();
     }
+
+    protected override void EndProcessing() => Input.WriteSkippedDirectorySummary();
 
     private (string? KeyId, WrappedDataKey? Entry) RunAndTrace(Func<CancellationToken, Task<(string?, WrappedDataKey?)>> verify)
     {
         var result = Run(verify);
-        WriteQueuedVerbose();
+        Kms.WriteQueuedVerbose();
         return result;
     }
 

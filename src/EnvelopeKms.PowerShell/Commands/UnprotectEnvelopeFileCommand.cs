@@ -12,8 +12,10 @@ namespace EnvelopeKms.PowerShell.Commands;
 /// <summary>Decrypts EKMS envelope files (and the KMS documentation sample's legacy files and Alibaba Cloud Encryption SDK messages).</summary>
 [Cmdlet(VerbsSecurity.Unprotect, "EnvelopeFile", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = LiteralPathSet)]
 [OutputType(typeof(EnvelopeFileResult))]
-public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
+public sealed class UnprotectEnvelopeFileCommand : KmsFileCmdlet
 {
+    private OutputPaths? _outputs;
+    private FileBatch? _batch;
     private static readonly string[] StrippedSuffixes = [EnvelopeFormat.FileExtension, ".encrypted", ".enc"];
     private Keys.EncryptionContext _required = Keys.EncryptionContext.Empty;
     private CachingDataKeyProvider? _keys;
@@ -29,38 +31,60 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
     [ArgumentCompleter(typeof(KmsKeyCompleter))]
     public string[]? AllowedKeyId { get; set; }
 
-    // Files have their own wrapped keys, so only credential, clock and configuration problems fail them all.
-    private protected override PipelineEnd PipelineEnd => PipelineEnd.SharedSession;
+    /// <summary>A folder for the outputs, or a file name when there is one input. Default: beside each source.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Destination { get; set; }
 
-    protected override void BeginProcessing()
+    /// <summary>Overwrite existing outputs.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    /// <summary>Write a result object for each file written.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    /// <summary>Files processed at once.</summary>
+    [Parameter]
+    [ValidateRange(1, 256)]
+    public int ThrottleLimit { get; set; } = Math.Max(2, Environment.ProcessorCount * 2);
+
+    protected override void Begin()
     {
         _required = ToContextOrStop(EncryptionContext);
-        BeginWriting();
+        _outputs = new OutputPaths(this, Destination);
+        // Files have their own wrapped keys, so only credential, clock and configuration problems fail them all.
+        _batch = new FileBatch(this, Kms, ThrottleLimit, PassThru, _ => PipelineEnd.SharedSession, EnvelopeFileResults.Report(this), tellReadFromWrite: true, CancellationToken);
     }
 
     protected override void ProcessRecord()
     {
         foreach (var source in ResolveInputFiles())
         {
-            string? destination = DestinationFor(source, StripSuffix(System.IO.Path.GetFileName(source)));
+            string? destination = _outputs!.For(source, StripSuffix(System.IO.Path.GetFileName(source)), CancelWork);
             if (destination is null)
             {
                 WriteError(ErrorIds.EnvelopeDestinationRequired.ToRecord(new ArgumentException($"Cannot tell the output name of '{source}': it does not end in .ekms. Give -Destination."), source));
                 continue;
             }
-            if (!CheckDestinationFree(source, destination)) continue;
+            if (!Force && File.Exists(destination))
+            {
+                _batch!.Refuse(source, new DestinationExistsException(destination));
+                continue;
+            }
             if (!ShouldProcess(source, $"Decrypt to '{destination}'")) continue;
-            WarnAboutLeftoverTempFiles(destination);
-            _keys ??= CreateUnwrappingKeyProvider(AllowedKeyId);
-            Queue.StartWithReadAhead(new FileWorkQueue.WorkItem(source, new FileInfo(source).Length), (item, createOutput) => ReadAhead(item, destination, createOutput),
+            _outputs.WarnAboutLeftoverTempFiles(destination);
+            _keys ??= Kms.CreateUnwrappingKeyProvider(AllowedKeyId);
+            _batch!.StartWithReadAhead(new FileWorkQueue.WorkItem(source, new FileInfo(source).Length), (item, createOutput) => ReadAhead(item, destination, createOutput),
                 (item, ahead, ct) => UnprotectAsync(item, ahead, destination, ct));
         }
     }
 
     protected override void EndProcessing()
     {
-        EndWriting();
-        WriteRetrySummary();
+        _batch!.End();
+        Input.WriteSkippedDirectorySummary();
+        Kms.WriteRetrySummary();
     }
 
     /// <summary>The output name: the input name without .ekms (or the sample's .encrypted / .enc); null if it has none.</summary>
@@ -97,7 +121,7 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
             Path = result.Destination,
             Source = result.Source,
             KeyId = result.KeyId,
-            Region = RegionOfUnwrap(result.UnwrappedFrom),
+            Region = Kms.RegionOfUnwrap(result.UnwrappedFrom),
             Format = format.Name,
             Length = result.OutputLength,
             SlotProblem = result.SlotProblem is { } problem ? $"{problem} {ErrorMapper.SlotProblemHint}" : null,
@@ -106,7 +130,12 @@ public sealed class UnprotectEnvelopeFileCommand : EnvelopeFileWriterCmdlet
 
     protected override void Dispose(bool disposing)
     {
-        base.Dispose(disposing); // first: stops and waits for the files in flight
-        if (disposing) _keys?.Dispose();
+        if (disposing)
+        {
+            CancelWork();
+            _batch?.Dispose(); // first: waits for the files in flight
+            _keys?.Dispose();  // then wipes the cached data keys
+        }
+        base.Dispose(disposing);
     }
 }

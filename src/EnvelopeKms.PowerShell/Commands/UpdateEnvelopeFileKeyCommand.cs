@@ -15,31 +15,32 @@ namespace EnvelopeKms.PowerShell.Commands;
 /// </summary>
 [Cmdlet(VerbsData.Update, "EnvelopeFileKey", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = LiteralPathSet)]
 [OutputType(typeof(EnvelopeFileKeyUpdate))]
-public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
+public sealed class UpdateEnvelopeFileKeyCommand : KmsCmdlet
 {
+    private const string PathSet = FileInput.PathSet;
+    private const string LiteralPathSet = FileInput.LiteralPathSet;
     private const string ReplacePathSet = "ReplacePath";
     private const string ReplaceLiteralPathSet = "ReplaceLiteralPath";
     private Keys.EncryptionContext _required = Keys.EncryptionContext.Empty;
     private EnvelopeKeyChange _change = new();
     private CachingDataKeyProvider? _keys;
     private EnvelopeKeyUpdater? _updater;
-    private FileWorkQueue? _queue;
-    private ProgressReporter? _progress;
-    private int _skippedDirectories;
+    private FileBatch? _batch;
+    private FileInput? _input;
 
     /// <summary>Files to update; wildcards allowed.</summary>
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = ReplacePathSet, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
-    public new string[] Path { get; set; } = [];
+    public string[] Path { get; set; } = [];
 
     /// <summary>Files to update, taken exactly as written.</summary>
     [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet, ValueFromPipelineByPropertyName = true)]
     [Parameter(Mandatory = true, ParameterSetName = ReplaceLiteralPathSet, ValueFromPipelineByPropertyName = true)]
     [Alias("PSPath", "LP")]
     [ValidateNotNullOrEmpty]
-    public new string[] LiteralPath { get; set; } = [];
+    public string[] LiteralPath { get; set; } = [];
 
     /// <summary>KMS keys to add: the file's data key is wrapped under each (KMS Encrypt).</summary>
     [Parameter(ParameterSetName = PathSet)]
@@ -86,7 +87,7 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
     private bool Replacing => MyInvocation.BoundParameters.ContainsKey(nameof(KeyId));
     private bool Literal => ParameterSetName is LiteralPathSet or ReplaceLiteralPathSet;
 
-    protected override void BeginProcessing()
+    protected override void Begin()
     {
         _required = ToContextOrStop(EncryptionContext);
         _change = Replacing
@@ -110,31 +111,30 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
             }
             ModuleState.Current.RememberKey(reference);
         }
-        _progress = new ProgressReporter(this, MyInvocation.MyCommand.Name);
-        _queue = new FileWorkQueue(ThrottleLimit, OnCompleted, _progress.Update, CancellationToken);
+        _input = new FileInput(this);
+        // Files have their own wrapped keys, so only credential, clock and configuration problems fail them all.
+        _batch = new FileBatch(this, Kms, ThrottleLimit, PassThru, _ => PipelineEnd.SharedSession, Report, tellReadFromWrite: false, CancellationToken);
     }
 
     protected override void ProcessRecord()
     {
-        foreach (var file in FilePathResolver.Resolve(this, Literal ? LiteralPath : Path, Literal, ref _skippedDirectories))
+        foreach (var file in _input!.Resolve(Literal ? LiteralPath : Path, Literal))
         {
             if (!ShouldProcess(file, Describe())) continue;
             // Created on the first file that is really processed: -WhatIf makes no KMS client and no call.
-            _keys ??= CreateUnwrappingKeyProvider(AllowedKeyId);
+            _keys ??= Kms.CreateUnwrappingKeyProvider(AllowedKeyId);
             // New entries are wrapped at the endpoint of each key's region (a DR key's ARN names its region).
-            _updater ??= new EnvelopeKeyUpdater(_keys, new Kms.KmsDataKeyProvider(OpenRegionalClients(), new Kms.KmsDataKeyProviderOptions { Trace = QueueVerbose }), _change) { RequiredContext = _required };
+            _updater ??= new EnvelopeKeyUpdater(_keys, new EnvelopeKms.Kms.KmsDataKeyProvider(Kms.OpenRegional(), new EnvelopeKms.Kms.KmsDataKeyProviderOptions { Trace = Kms.QueueVerbose }), _change) { RequiredContext = _required };
             var updater = _updater;
-            _queue!.Start(new FileWorkQueue.WorkItem(file, 0), async (item, ct) => await updater.UpdateFileAsync(item.Source, ct).ConfigureAwait(false));
+            _batch!.Start(new FileWorkQueue.WorkItem(file, 0), async (item, ct) => await updater.UpdateFileAsync(item.Source, ct).ConfigureAwait(false));
         }
     }
 
     protected override void EndProcessing()
     {
-        _queue!.Drain();
-        WriteQueuedVerbose();
-        _progress!.Complete();
-        FilePathResolver.WriteSkippedDirectorySummary(this, _skippedDirectories);
-        WriteRetrySummary();
+        _batch!.End();
+        _input!.WriteSkippedDirectorySummary();
+        Kms.WriteRetrySummary();
     }
 
     private string Describe()
@@ -147,35 +147,23 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
         return char.ToUpperInvariant(text[0]) + text[1..];
     }
 
-    private void OnCompleted(FileWorkQueue.Completion completion)
+    /// <summary>Reports one updated file (verbose, warnings) and returns its -PassThru object.</summary>
+    private object? Report(object completed)
     {
-        WriteQueuedVerbose();
-        if (completion.Error is null)
+        var result = (EnvelopeKeyUpdateResult)completed;
+        foreach (var key in result.NewKeys) ModuleState.Current.RememberKey(key.KeyId);
+        if (result.RepairedSlotProblem is { } problem) WriteWarning($"'{result.Path}': {problem} Both slots were rewritten.");
+        if (!result.Changed)
+            WriteVerbose($"'{result.Path}' already has these keys ({string.Join(", ", result.NewKeys.Select(k => k.KeyId))}); not changed.");
+        else if (result.Rewritten)
         {
-            var result = (EnvelopeKeyUpdateResult)completion.Result!;
-            foreach (var key in result.NewKeys) ModuleState.Current.RememberKey(key.KeyId);
-            if (result.RepairedSlotProblem is { } problem) WriteWarning($"'{result.Path}': {problem} Both slots were rewritten.");
-            if (!result.Changed)
-                WriteVerbose($"'{result.Path}' already has these keys ({string.Join(", ", result.NewKeys.Select(k => k.KeyId))}); not changed.");
-            else if (result.Rewritten)
-            {
-                string why = result.OldVersion == EnvelopeFormat.Version1 ? "converted from format v1 to v2" : "the key list outgrew the header slots";
-                WriteVerbose($"'{result.Path}': {why}, so the whole file was rewritten (temp file, body bytes copied as they are, rename): "
-                    + $"keys {string.Join(", ", result.NewKeys.Select(k => k.KeyId))}, generation {result.Generation}, slot size {result.SlotSize}.");
-            }
-            else
-                WriteVerbose($"'{result.Path}': header updated in place: keys {string.Join(", ", result.NewKeys.Select(k => k.KeyId))}, generation {result.Generation}.");
-            if (PassThru) WriteObject(EnvelopeFileKeyUpdate.From(result));
-            return;
+            string why = result.OldVersion == EnvelopeFormat.Version1 ? "converted from format v1 to v2" : "the key list outgrew the header slots";
+            WriteVerbose($"'{result.Path}': {why}, so the whole file was rewritten (temp file, body bytes copied as they are, rename): "
+                + $"keys {string.Join(", ", result.NewKeys.Select(k => k.KeyId))}, generation {result.Generation}, slot size {result.SlotSize}.");
         }
-        var record = ErrorMapper.ToErrorRecord(completion.Error, completion.Item.Source);
-        // Files have their own wrapped keys, so only credential, clock and configuration problems fail them all.
-        if (PipelineEnd.SharedSession.Ends(ErrorMapper.IdOf(completion.Error)))
-        {
-            CancelWork();
-            ThrowTerminatingError(record);
-        }
-        WriteError(record);
+        else
+            WriteVerbose($"'{result.Path}': header updated in place: keys {string.Join(", ", result.NewKeys.Select(k => k.KeyId))}, generation {result.Generation}.");
+        return EnvelopeFileKeyUpdate.From(result);
     }
 
     protected override void Dispose(bool disposing)
@@ -183,7 +171,7 @@ public sealed class UpdateEnvelopeFileKeyCommand : EnvelopeFileCmdlet
         if (disposing)
         {
             CancelWork();
-            _queue?.Dispose(); // first: waits for the files in flight
+            _batch?.Dispose(); // first: waits for the files in flight
             _keys?.Dispose();  // then wipes the cached data keys
         }
         base.Dispose(disposing);

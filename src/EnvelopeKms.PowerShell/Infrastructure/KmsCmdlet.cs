@@ -10,15 +10,11 @@ namespace EnvelopeKms.PowerShell.Infrastructure;
 /// of them (so <c>$PSDefaultParameterValues['*:Region']</c>, or one entry per noun pattern such as
 /// <c>'*-Kms*:Region'</c> and <c>'*-EnvelopeFile:Region'</c>, covers them), resolved in the order
 /// bound parameter → Connect-Kms default → environment → profile files → instance metadata.
+/// The connection is a <see cref="KmsConnection"/> made in BeginProcessing; derived cmdlets begin in <see cref="Begin"/>.
 /// </summary>
 public abstract class KmsCmdlet : EnvelopeCmdlet
 {
-    private KmsClient? _client;
-    private KmsConnectionSettings? _settings;
-    private KmsRegionalClients? _regional;
-    private readonly object _regionalLock = new();
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _retries = new(StringComparer.Ordinal);
-    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _pendingVerbose = new();
+    private KmsConnection? _connection;
 
     /// <summary>Region id, e.g. cn-hangzhou (endpoint https://kms.cn-hangzhou.aliyuncs.com).</summary>
     [Parameter]
@@ -40,91 +36,72 @@ public abstract class KmsCmdlet : EnvelopeCmdlet
     [Credential]
     public PSCredential? Credential { get; set; }
 
-    /// <summary>
-    /// The KMS client for this invocation, created on the first call (which may write verbose output or end the
-    /// command with a terminating error, so make it on the pipeline thread). A method, not a property: it has effects.
-    /// </summary>
-    protected KmsClient OpenClient() => _client ??= CreateClient();
+    /// <summary>This invocation's KMS connection (made in BeginProcessing; opening a client is an explicit call on it).</summary>
+    private protected KmsConnection Kms => _connection ?? throw new InvalidOperationException("BeginProcessing has not run.");
 
-    /// <summary>
-    /// The KMS clients of this invocation by region: <see cref="OpenClient"/>'s for its own region, and for a key ARN
-    /// or a wrapped key of another region that region's endpoint (Connect-Kms -RegionEndpoint, else the public one),
-    /// with the same credentials. Created on the first call; make that call on the pipeline thread.
-    /// </summary>
-    protected KmsRegionalClients OpenRegionalClients()
+    /// <summary>Makes the connection (no KMS call, no client yet), then runs the cmdlet's own <see cref="Begin"/>.</summary>
+    protected sealed override void BeginProcessing()
     {
-        if (_regional is not null) return _regional;
-        var home = OpenClient();
-        lock (_regionalLock)
-        {
-            if (_regional is not null) return _regional;
-            try
-            {
-                _regional = KmsClientFactory.CreateRegionalClients(_settings!, home, regional =>
-                {
-                    regional.Retrying += CountRetry;
-                    QueueVerbose($"KMS endpoint {regional.Endpoint} for region {regional.Endpoint.RegionId}, credentials from {regional.CredentialsSource}.");
-                });
-            }
-            catch (KmsConfigurationException e)
-            {
-                ThrowTerminatingError(ErrorIds.KmsConfigurationInvalid.ToRecord(e, null));
-            }
-            return _regional!;
-        }
+        _connection = new KmsConnection(this, KmsConnectionResolver.Resolve(Region, Endpoint, ProfileName, Credential, ModuleState.Current.Connection));
+        Begin();
     }
 
-    private void CountRetry(object? sender, KmsRetryEventArgs e) => _retries.AddOrUpdate($"{e.Operation}: {e.Error.Code}", 1, (_, n) => n + 1);
-
-    /// <summary>A verbose line from a worker thread, written on the pipeline thread by <see cref="WriteQueuedVerbose"/>.</summary>
-    protected void QueueVerbose(string message) => _pendingVerbose.Enqueue(message);
-
-    /// <summary>Writes the verbose lines queued by workers. Pipeline thread only.</summary>
-    protected void WriteQueuedVerbose()
+    /// <summary>The cmdlet's BeginProcessing, after the connection is made.</summary>
+    protected virtual void Begin()
     {
-        while (_pendingVerbose.TryDequeue(out var message)) WriteVerbose(message);
     }
 
-    private KmsClient CreateClient()
+    /// <summary>The KMS client for this invocation, made on the first call. A method: it may write verbose output or end the command.</summary>
+    protected KmsClient OpenClient() => Kms.Open();
+
+    /// <summary>Runs one KMS call for <paramref name="target"/>, writing a non-terminating error on failure.</summary>
+    protected bool TryRun(object target, Func<CancellationToken, Task> call)
     {
-        var settings = KmsConnectionResolver.Resolve(Region, Endpoint, ProfileName, Credential, ModuleState.Current.Connection);
         try
         {
-            var client = KmsClientFactory.Create(settings);
-            _settings = settings;
-            client.Retrying += CountRetry;
-            WriteVerbose($"KMS endpoint {client.Endpoint} (region {client.Endpoint.RegionId ?? "not set"}), credentials from {client.CredentialsSource}.");
-            return client;
+            Run(call);
+            return true;
         }
-        catch (Exception e) when (e is KmsConfigurationException or CredentialsException or ArgumentException)
+        catch (Exception e) when (e is KmsException or ArgumentException or CredentialsException or KmsConfigurationException)
         {
-            // Credentials are the same failure whether found missing here or later in a call: one id for both.
-            var id = e is CredentialsException ? ErrorIds.KmsCredentialsFailed : ErrorIds.KmsConfigurationInvalid;
-            ThrowTerminatingError(id.ToRecord(e, null));
-            throw; // not reached
+            var record = ErrorMapper.ToErrorRecord(e, target);
+            // Credentials, clock and configuration problems fail every call alike: stop once.
+            if (PipelineEnd.SharedSession.Ends(ErrorMapper.IdOf(e)))
+                ThrowTerminatingError(record);
+            WriteError(record);
+            return false;
         }
     }
 
-    /// <summary>
-    /// One verbose line with the retries this invocation's KMS client made, by operation and error code, e.g.
-    /// <c>KMS retries: 12 (Decrypt: Throttling.User 7, Decrypt: InternalFailure 5).</c> Nothing when no client was made.
-    /// </summary>
-    protected void WriteRetrySummary()
+    /// <summary>Writes a key's metadata, remembering it for Tab completion.</summary>
+    protected void Emit(KeyMetadata key)
     {
-        if (_client is null) return;
-        WriteQueuedVerbose();
-        string detail = _retries.IsEmpty ? "" : " (" + string.Join(", ", _retries.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} {p.Value}")) + ")";
-        long retries = _regional?.RetryCount ?? _client.RetryCount;
-        WriteVerbose($"KMS retries: {retries}{detail}; at most {_client.Options.Retry.MaxAttempts} attempts per call.");
+        ModuleState.Current.RememberKey(key.KeyId, key.Description);
+        WriteObject(key);
+    }
+
+    /// <summary>
+    /// One state change per key (Enable-, Disable-, Remove-, Restore-KmsKey), each confirmed, with the key's
+    /// metadata afterwards when <paramref name="passThru"/>.
+    /// </summary>
+    protected void ChangeKeyStates(string[] keyIds, string action, bool passThru, Func<string, CancellationToken, Task> change)
+    {
+        foreach (var id in keyIds)
+        {
+            if (!ShouldProcess(id, action)) continue;
+            if (!TryRun(id, ct => change(id, ct))) continue;
+            WriteVerbose($"{action}: {id}.");
+            if (passThru)
+            {
+                KeyMetadata? key = null;
+                if (TryRun(id, async ct => key = await OpenClient().DescribeKeyAsync(id, ct).ConfigureAwait(false))) Emit(key!);
+            }
+        }
     }
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
-        {
-            _regional?.Dispose();
-            _client?.Dispose();
-        }
+        if (disposing) _connection?.Dispose();
         base.Dispose(disposing);
     }
 }

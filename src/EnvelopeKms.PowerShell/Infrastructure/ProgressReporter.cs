@@ -23,6 +23,7 @@ internal sealed class ProgressReporter(Cmdlet cmdlet, string activity)
         var batch = new ProgressRecord(BatchId, activity, $"{completed} done, {inFlight.Count} queued or in progress")
         {
             CurrentOperation = current?.Source,
+            PercentComplete = BatchPercent(completed, inFlight.Count),
         };
         cmdlet.WriteProgress(batch);
         _written = true;
@@ -36,6 +37,18 @@ internal sealed class ProgressReporter(Cmdlet cmdlet, string activity)
             });
             _childWritten = true;
         }
+    }
+
+    /// <summary>
+    /// The share of the inputs seen so far that is done: 0 at "0 done" (never a full bar before anything finished),
+    /// at most 99 while files are still in flight (more input may still come down the pipeline).
+    /// </summary>
+    internal static int BatchPercent(int completed, int inFlight)
+    {
+        int total = completed + inFlight;
+        if (total == 0) return 0;
+        int percent = (int)(completed * 100L / total);
+        return inFlight > 0 ? Math.Min(percent, 99) : percent;
     }
 
     public void Complete()

@@ -32,6 +32,25 @@ public sealed class EnvelopeFileResult
     public override string ToString() => Path;
 }
 
+/// <summary>One file checked by Test-EnvelopeFile in a batch (piped input, or several files named).</summary>
+public sealed class EnvelopeFileTestResult
+{
+    /// <summary>The file checked.</summary>
+    public required string Path { get; init; }
+    /// <summary>True when the file fully authenticates (key commitment, header and every frame).</summary>
+    public bool Result { get; init; }
+    /// <summary>The KMS key that unwrapped the data key (a file that authenticates).</summary>
+    public string? KeyId { get; init; }
+    /// <summary>The region of that key (null when unknown).</summary>
+    public string? Region { get; init; }
+    /// <summary>Why the file does not authenticate: the error id (as in the error catalogue) and the message.</summary>
+    public string? ErrorId { get; init; }
+    public string? Message { get; init; }
+    /// <summary>Lets the object bind to -LiteralPath of the next cmdlet.</summary>
+    public string PSPath => Path;
+    public override string ToString() => Path;
+}
+
 /// <summary>One file updated by Update-EnvelopeFileKey (-PassThru).</summary>
 public sealed class EnvelopeFileKeyUpdate
 {
