@@ -57,14 +57,14 @@ Describe 'Import-Module EnvelopeKms -Prefix Ek' {
         $result = Invoke-Isolated $session @"
 Connect-EkKms $Connect -Region cn-hangzhou
 `$null = Get-EkKmsConnection
-`$key = New-EkKmsKey -Description 'prefixed' | New-EkKmsAlias -AliasName alias/prefixed -PassThru
+`$null = New-EkKmsKey -Description 'prefixed' | New-EkKmsAlias -AliasName alias/prefixed
 `$null = Get-EkKmsKey -KeyId alias/prefixed
 `$null = Get-EkKmsAlias -AliasName alias/prefixed
 Protect-EkEnvelopeFile -LiteralPath ./payload.bin -KeyId alias/prefixed -EncryptionContext @{ app = 'prefix' }
 `$info = Get-EkEnvelopeFileInfo -LiteralPath ./payload.bin.ekms
 if (-not (Test-EkEnvelopeFile -LiteralPath ./payload.bin.ekms)) { throw 'Test-EkEnvelopeFile said False' }
 Update-EkEnvelopeFileKey -LiteralPath ./payload.bin.ekms -AddKeyId (New-EkKmsKey -Description 'second').KeyId
-Convert-EkEnvelopeFile -LiteralPath ./payload.bin.ekms -To EKMS -KeyId alias/prefixed -Destination ./converted.bin.ekms
+Convert-EkEnvelopeFile -LiteralPath ./payload.bin.ekms -To AlibabaSdk -KeyId alias/prefixed -Destination ./converted.bin.ekms
 Unprotect-EkEnvelopeFile -LiteralPath ./converted.bin.ekms -Destination ./restored.bin -EncryptionContext @{ app = 'prefix' }
 `$secret = Protect-EkKmsSecret -KeyId alias/prefixed -Bytes ([byte[]] (1, 2, 3))
 `$back = Unprotect-EkKmsSecret -CiphertextBlob `$secret -AsBytes
