@@ -197,14 +197,14 @@ try {
     # The module, imported and connected once in this process.
     $sw = [Diagnostics.Stopwatch]::StartNew()
     Import-Module (Join-Path $ModulePath 'EnvelopeKms.psd1') -Force
-    Connect-Kms -Endpoint $Kms.Endpoint -Credential $Cred
+    EnvelopeKms\Connect-Kms -Endpoint $Kms.Endpoint -Credential $Cred
     $sw.Stop()
     $ImportConnectSeconds = $sw.Elapsed.TotalSeconds
     $ModuleVersion = (Get-Module EnvelopeKms).Version.ToString()
     Write-Host ("   Import-Module + Connect-Kms: {0:0.000} s (EnvelopeKms {1})" -f $ImportConnectSeconds, $ModuleVersion)
-    $KeyId = (New-KmsKey -Description 'bench key').KeyId
-    $DrKeyId = (New-KmsKey -Description 'bench DR key (Update-EnvelopeFileKey)').KeyId
-    $SlowKeyId = (New-KmsKey -Description 'bench key (latency)' -Endpoint $KmsSlow.Endpoint -Credential $Cred).KeyId
+    $KeyId = (EnvelopeKms\New-KmsKey -Description 'bench key').KeyId
+    $DrKeyId = (EnvelopeKms\New-KmsKey -Description 'bench DR key (Update-EnvelopeFileKey)').KeyId
+    $SlowKeyId = (EnvelopeKms\New-KmsKey -Description 'bench key (latency)' -Endpoint $KmsSlow.Endpoint -Credential $Cred).KeyId
 
     # -----------------------------------------------------------------------------------------------------------
     # 3. Measuring
@@ -341,9 +341,9 @@ public static class EnvelopeKmsBenchCpu
         $steps.Add((New-Step 'EnvelopeKms' $ctx {
                     param($c)
                     $enc = "$Out/m.ekms"; $dec = "$Out/m.dec"
-                    $t = Measure-Module { Protect-EnvelopeFile -LiteralPath $c.src -KeyId $KeyId -Destination $enc }
+                    $t = Measure-Module { EnvelopeKms\Protect-EnvelopeFile -LiteralPath $c.src -KeyId $KeyId -Destination $enc }
                     Add-Sample 'EnvelopeKms' $c.size 'encrypt' $t; Add-ModuleCpu $c.size 'encrypt'
-                    $t = Measure-Module { Unprotect-EnvelopeFile -LiteralPath $enc -Destination $dec }
+                    $t = Measure-Module { EnvelopeKms\Unprotect-EnvelopeFile -LiteralPath $enc -Destination $dec }
                     Add-Sample 'EnvelopeKms' $c.size 'decrypt' $t; Add-ModuleCpu $c.size 'decrypt'
                     if (-not $Verified[$c.size]) {
                         if ((Get-FileHash -LiteralPath $c.src).Hash -ne (Get-FileHash -LiteralPath $dec).Hash) { throw "EnvelopeKms round trip of $($c.src) does not match" }
@@ -356,15 +356,15 @@ public static class EnvelopeKmsBenchCpu
         $steps.Add((New-Step 'EnvelopeKms update' ($ctx + @{ which = $Which }) {
                     param($c)
                     $env = Join-Path $Work "update-$($c.which).ekms"
-                    if (-not (Test-Path -LiteralPath $env)) { Protect-EnvelopeFile -LiteralPath $c.src -KeyId $KeyId -Destination $env }
+                    if (-not (Test-Path -LiteralPath $env)) { EnvelopeKms\Protect-EnvelopeFile -LiteralPath $c.src -KeyId $KeyId -Destination $env }
                     $before = (Get-Item -LiteralPath $env).Length
                     $r = $null
-                    $t = Measure-Module { $script:UpdateResult = Update-EnvelopeFileKey -LiteralPath $env -AddKeyId $DrKeyId -PassThru }
+                    $t = Measure-Module { $script:UpdateResult = EnvelopeKms\Update-EnvelopeFileKey -LiteralPath $env -AddKeyId $DrKeyId -PassThru }
                     $r = $script:UpdateResult
                     if (-not $r -or -not $r.Changed -or $r.Rewritten) { throw "Update-EnvelopeFileKey did not update $env in place" }
                     if ((Get-Item -LiteralPath $env).Length -ne $before) { throw "Update-EnvelopeFileKey changed the length of $env" }
                     Add-Sample 'EnvelopeKms' $c.size 'update (-AddKeyId)' $t
-                    Update-EnvelopeFileKey -LiteralPath $env -RemoveKeyId $DrKeyId
+                    EnvelopeKms\Update-EnvelopeFileKey -LiteralPath $env -RemoveKeyId $DrKeyId
                 }))
         if ($Have.bare) {
             foreach ($threads in 1, 2) {
@@ -421,22 +421,22 @@ public static class EnvelopeKmsBenchCpu
             $steps.Add((New-Step "EnvelopeKms-$latency" $stepCtx {
                         param($c)
                         # Both batches use the session's Connect-Kms default (switched outside the timed region).
-                        if ($c.latency) { Connect-Kms -Endpoint $KmsSlow.Endpoint -Credential $Cred }
+                        if ($c.latency) { EnvelopeKms\Connect-Kms -Endpoint $KmsSlow.Endpoint -Credential $Cred }
                         try {
                         $encDir = (New-Item -ItemType Directory -Path "$Out/menc").FullName; $decDir = (New-Item -ItemType Directory -Path "$Out/mdec").FullName
                         Reset-KmsStats $c.server
-                        $t = Measure-Module { Get-ChildItem -LiteralPath $SmallDir -File | Protect-EnvelopeFile -KeyId $c.key -Destination "$encDir/" }
+                        $t = Measure-Module { Get-ChildItem -LiteralPath $SmallDir -File | EnvelopeKms\Protect-EnvelopeFile -KeyId $c.key -Destination "$encDir/" }
                         Add-Sample $c.tool $c.size 'encrypt' $t
                         $gdk = Get-KmsCount (Get-KmsStats $c.server) 'GenerateDataKey'
                         Reset-KmsStats $c.server
-                        $t = Measure-Module { Get-ChildItem -LiteralPath $encDir -Filter *.ekms | Unprotect-EnvelopeFile -Destination "$decDir/" }
+                        $t = Measure-Module { Get-ChildItem -LiteralPath $encDir -Filter *.ekms | EnvelopeKms\Unprotect-EnvelopeFile -Destination "$decDir/" }
                         Add-Sample $c.tool $c.size 'decrypt' $t
                         $dk = Get-KmsCount (Get-KmsStats $c.server) 'Decrypt'
                         $BatchCalls.Add([pscustomobject]@{ Latency = $c.latency; GenerateDataKey = $gdk; Decrypt = $dk })
                         $n = @(Get-ChildItem -LiteralPath $decDir -File).Count
                         if ($n -ne $Sizes.Files) { throw "EnvelopeKms decrypted $n of $($Sizes.Files) files" }
                         }
-                        finally { if ($c.latency) { Connect-Kms -Endpoint $Kms.Endpoint -Credential $Cred } }
+                        finally { if ($c.latency) { EnvelopeKms\Connect-Kms -Endpoint $Kms.Endpoint -Credential $Cred } }
                     }))
         }
         if ($Have.age) {
@@ -486,9 +486,9 @@ public static class EnvelopeKmsBenchCpu
 
     # Warm-up (untimed): JIT and the first HTTP connection, so one-run short forms are not mostly start-up.
     $warm = Join-Path $Work 'warm.bin'; New-RandomFile $warm 64KB
-    Protect-EnvelopeFile -LiteralPath $warm -KeyId $KeyId -Destination "$Out/warm.ekms"
-    Unprotect-EnvelopeFile -LiteralPath "$Out/warm.ekms" -Destination "$Out/warm.dec"
-    Update-EnvelopeFileKey -LiteralPath "$Out/warm.ekms" -AddKeyId $DrKeyId
+    EnvelopeKms\Protect-EnvelopeFile -LiteralPath $warm -KeyId $KeyId -Destination "$Out/warm.ekms"
+    EnvelopeKms\Unprotect-EnvelopeFile -LiteralPath "$Out/warm.ekms" -Destination "$Out/warm.dec"
+    EnvelopeKms\Update-EnvelopeFileKey -LiteralPath "$Out/warm.ekms" -AddKeyId $DrKeyId
     Clear-Out; Remove-Item -LiteralPath $warm
 
     $Groups = [ordered]@{ Large = (New-FileSteps 'Large'); Medium = (New-FileSteps 'Medium'); Files = (New-BatchSteps) }
@@ -530,14 +530,14 @@ public static class EnvelopeKmsBenchCpu
     function Measure-ModulePeak([string] $Operation, [string] $Source) {
         $dest = $Operation -eq 'encrypt' ? "$Out/peak.ekms" : "$Out/peak.dec"
         $action = switch ($Operation) {
-            'encrypt' { "Protect-EnvelopeFile -LiteralPath '$Source' -KeyId '$KeyId' -Destination '$dest'" }
-            'decrypt' { "Unprotect-EnvelopeFile -LiteralPath '$Source' -Destination '$dest'" }
+            'encrypt' { "EnvelopeKms\Protect-EnvelopeFile -LiteralPath '$Source' -KeyId '$KeyId' -Destination '$dest'" }
+            'decrypt' { "EnvelopeKms\Unprotect-EnvelopeFile -LiteralPath '$Source' -Destination '$dest'" }
             default { '' }
         }
         $script = @"
 `$ErrorActionPreference = 'Stop'
 Import-Module '$(Join-Path $ModulePath 'EnvelopeKms.psd1')'
-Connect-Kms -Endpoint '$($Kms.Endpoint)' -Credential ([pscredential]::new('testid', (ConvertTo-SecureString 'testsecret' -AsPlainText -Force)))
+EnvelopeKms\Connect-Kms -Endpoint '$($Kms.Endpoint)' -Credential ([pscredential]::new('testid', (ConvertTo-SecureString 'testsecret' -AsPlainText -Force)))
 $action
 "PEAK `$([Diagnostics.Process]::GetCurrentProcess().PeakWorkingSet64)"
 "@
@@ -562,7 +562,7 @@ $action
             $src = $Inputs[$which].Path; $size = $Inputs[$which].Label
             $encList = [System.Collections.Generic.List[double]]::new(); $decList = [System.Collections.Generic.List[double]]::new()
             $cipher = Join-Path $Work "peak-src.ekms"
-            Protect-EnvelopeFile -LiteralPath $src -KeyId $KeyId -Destination $cipher -Force
+            EnvelopeKms\Protect-EnvelopeFile -LiteralPath $src -KeyId $KeyId -Destination $cipher -Force
             for ($i = 0; $i -lt $PeakRuns; $i++) {
                 $encList.Add((Measure-ModulePeak 'encrypt' $src)); Clear-Out
                 $decList.Add((Measure-ModulePeak 'decrypt' $cipher)); Clear-Out
@@ -588,10 +588,10 @@ $action
             $encDir = (New-Item -ItemType Directory -Path "$Out/menc").FullName; $decDir = (New-Item -ItemType Directory -Path "$Out/mdec").FullName
             try {
                 Reset-KmsStats $Kms
-                $te = Measure-Module { Get-ChildItem -LiteralPath $bigDir -File | Protect-EnvelopeFile -KeyId $KeyId -Destination "$encDir/" }
+                $te = Measure-Module { Get-ChildItem -LiteralPath $bigDir -File | EnvelopeKms\Protect-EnvelopeFile -KeyId $KeyId -Destination "$encDir/" }
                 $gdk = Get-KmsCount (Get-KmsStats $Kms) 'GenerateDataKey'
                 Reset-KmsStats $Kms
-                $td = Measure-Module { Get-ChildItem -LiteralPath $encDir -Filter *.ekms | Unprotect-EnvelopeFile -Destination "$decDir/" }
+                $td = Measure-Module { Get-ChildItem -LiteralPath $encDir -Filter *.ekms | EnvelopeKms\Unprotect-EnvelopeFile -Destination "$decDir/" }
                 $dk = Get-KmsCount (Get-KmsStats $Kms) 'Decrypt'
                 $LargeBatch = [ordered]@{ Files = $count; EncryptSeconds = $te; DecryptSeconds = $td; GenerateDataKey = $gdk; Decrypt = $dk
                     GenerateDataKeyPer10k = $gdk * 10000 / $count; DecryptPer10k = $dk * 10000 / $count }
@@ -608,7 +608,7 @@ finally {
         if (-not $s.Process.WaitForExit(5000)) { $s.Process.Kill($true) }
         Remove-Item -LiteralPath $s.DataDir -Recurse -Force -ErrorAction SilentlyContinue
     }
-    if (Get-Command Disconnect-Kms -ErrorAction SilentlyContinue) { Disconnect-Kms -ErrorAction SilentlyContinue }
+    if (Get-Command EnvelopeKms\Disconnect-Kms -ErrorAction SilentlyContinue) { EnvelopeKms\Disconnect-Kms -ErrorAction SilentlyContinue }
     if ($Mounted) { & umount $Work }
     Remove-Item -LiteralPath $Work -Recurse -Force -ErrorAction SilentlyContinue
 }

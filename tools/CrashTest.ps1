@@ -40,7 +40,7 @@ if (-not $Endpoint) {
     $Endpoint = $ownServer.Endpoint
 }
 $credential = Get-TestCredential
-if (-not $KeyId) { $KeyId = (New-KmsKey -Endpoint $Endpoint -Credential $credential -Description 'crash test').KeyId }
+if (-not $KeyId) { $KeyId = (EnvelopeKms\New-KmsKey -Endpoint $Endpoint -Credential $credential -Description 'crash test').KeyId }
 $kms = @{ Endpoint = $Endpoint; Credential = $credential }
 
 $random = [Random]::new($Seed)
@@ -72,27 +72,27 @@ try {
         }
         $ekmsHash = @{}
         if ($decrypt) {
-            Get-ChildItem -LiteralPath $dir -File | Protect-EnvelopeFile -KeyId $KeyId -DataKeyPerFile @kms
+            Get-ChildItem -LiteralPath $dir -File | EnvelopeKms\Protect-EnvelopeFile -KeyId $KeyId -DataKeyPerFile @kms
             foreach ($n in $names) { Remove-Item -LiteralPath (Join-Path $dir $n); $ekmsHash[$n] = Get-Sha (Join-Path $dir "$n.ekms") }
         }
 
         $q = "'" + ($dir -replace "'", "''") + "'"
         $op = switch -Wildcard ($scenario) {
-            'EncryptLarge*' { "Protect-EnvelopeFile -LiteralPath (Join-Path $q 'large.bin') -KeyId '$KeyId'" }
-            'EncryptBatch*' { "Get-ChildItem -LiteralPath $q -File | Protect-EnvelopeFile -KeyId '$KeyId' -DataKeyPerFile" }
-            'DecryptLarge' { "Unprotect-EnvelopeFile -LiteralPath (Join-Path $q 'large.bin.ekms')" }
-            'DecryptBatch' { "Get-ChildItem -LiteralPath $q -Filter *.ekms | Unprotect-EnvelopeFile" }
+            'EncryptLarge*' { "EnvelopeKms\Protect-EnvelopeFile -LiteralPath (Join-Path $q 'large.bin') -KeyId '$KeyId'" }
+            'EncryptBatch*' { "Get-ChildItem -LiteralPath $q -File | EnvelopeKms\Protect-EnvelopeFile -KeyId '$KeyId' -DataKeyPerFile" }
+            'DecryptLarge' { "EnvelopeKms\Unprotect-EnvelopeFile -LiteralPath (Join-Path $q 'large.bin.ekms')" }
+            'DecryptBatch' { "Get-ChildItem -LiteralPath $q -Filter *.ekms | EnvelopeKms\Unprotect-EnvelopeFile" }
         }
         if ($removeSource) { $op += ' -RemoveSource -Force' }
         $child = @"
 `$ErrorActionPreference = 'Continue'
 Import-Module '$(Join-Path $script:ModulePath 'EnvelopeKms.psd1')'
-Connect-Kms -Endpoint '$Endpoint' -Credential ([pscredential]::new('testid', (ConvertTo-SecureString 'testsecret' -AsPlainText -Force)))
+EnvelopeKms\Connect-Kms -Endpoint '$Endpoint' -Credential ([pscredential]::new('testid', (ConvertTo-SecureString 'testsecret' -AsPlainText -Force)))
 # Warm up (assemblies, JIT, the KMS connection) so that the kill window covers the real work.
 `$w = Join-Path ([IO.Path]::GetTempPath()) ('ekms-warm-' + [guid]::NewGuid().ToString('N'))
 Set-Content -LiteralPath `$w -Value warm
-Protect-EnvelopeFile -LiteralPath `$w -KeyId '$KeyId'
-Unprotect-EnvelopeFile -LiteralPath "`$w.ekms" -Destination "`$w.out"
+EnvelopeKms\Protect-EnvelopeFile -LiteralPath `$w -KeyId '$KeyId'
+EnvelopeKms\Unprotect-EnvelopeFile -LiteralPath "`$w.ekms" -Destination "`$w.out"
 Remove-Item -LiteralPath `$w, "`$w.ekms", "`$w.out"
 [Console]::Out.WriteLine('READY'); [Console]::Out.Flush()
 $op
@@ -151,7 +151,7 @@ $op
                 if (Test-Path -LiteralPath $ekms) {
                     $stats.OutputsChecked++
                     $out = Join-Path $check $n
-                    Unprotect-EnvelopeFile -LiteralPath $ekms -Destination $out @kms -ErrorAction SilentlyContinue -ErrorVariable bad
+                    EnvelopeKms\Unprotect-EnvelopeFile -LiteralPath $ekms -Destination $out @kms -ErrorAction SilentlyContinue -ErrorVariable bad
                     if ($bad -or -not (Test-Path -LiteralPath $out) -or (Get-Sha $out) -ne $hash[$n]) {
                         $failures.Add("$tag`: output $n.ekms exists but is not complete and valid: $bad")
                     }
@@ -164,12 +164,12 @@ $op
         $warnings = @()
         if ($decrypt) {
             $todo = @(Get-ChildItem -LiteralPath $dir -Filter *.ekms | Where-Object { -not (Test-Path -LiteralPath ($_.FullName -replace '\.ekms$', '')) })
-            if ($todo) { $todo | Unprotect-EnvelopeFile @kms -WarningVariable warnings -WarningAction SilentlyContinue }
+            if ($todo) { $todo | EnvelopeKms\Unprotect-EnvelopeFile @kms -WarningVariable warnings -WarningAction SilentlyContinue }
         }
         else {
             $todo = @(Get-ChildItem -LiteralPath $dir -File -Exclude *.ekms | Where-Object { -not (Test-Path -LiteralPath "$($_.FullName).ekms") })
             $extra = if ($removeSource) { @{ RemoveSource = $true; Force = $true } } else { @{} }
-            if ($todo) { $todo | Protect-EnvelopeFile -KeyId $KeyId @kms @extra -WarningVariable warnings -WarningAction SilentlyContinue }
+            if ($todo) { $todo | EnvelopeKms\Protect-EnvelopeFile -KeyId $KeyId @kms @extra -WarningVariable warnings -WarningAction SilentlyContinue }
         }
         if ($temps.Count -gt 0) {
             $stats.WarningsChecked++

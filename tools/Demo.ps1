@@ -33,10 +33,10 @@ try {
     Push-Location $WorkPath
     try {
         Show "Connect-Kms -Endpoint $endpoint -Credential testid  (the server's development AccessKey)"
-        Connect-Kms -Endpoint $endpoint -Credential ([pscredential]::new('testid', (ConvertTo-SecureString 'testsecret' -AsPlainText -Force)))
+        EnvelopeKms\Connect-Kms -Endpoint $endpoint -Credential ([pscredential]::new('testid', (ConvertTo-SecureString 'testsecret' -AsPlainText -Force)))
 
         Show "New-KmsKey -Description 'Apollo work key' | New-KmsAlias -AliasName alias/Apollo/WorkKey"
-        New-KmsKey -Description 'Apollo work key' | New-KmsAlias -AliasName alias/Apollo/WorkKey | Format-Table -AutoSize | Out-Wide
+        EnvelopeKms\New-KmsKey -Description 'Apollo work key' | EnvelopeKms\New-KmsAlias -AliasName alias/Apollo/WorkKey | Format-Table -AutoSize | Out-Wide
 
         Show 'Writing sample files to ./data'
         $null = New-Item -ItemType Directory -Path data, data/reports, 'data/q3 archive'
@@ -49,14 +49,14 @@ try {
         Get-ChildItem data -Recurse -File | Format-Table Length, FullName -AutoSize | Out-Wide
 
         Show "Get-ChildItem ./data -Recurse -File | Protect-EnvelopeFile -KeyId alias/Apollo/WorkKey -EncryptionContext @{ project = 'Apollo' } -RemoveSource -Confirm:`$false -PassThru"
-        Get-ChildItem ./data -Recurse -File | Protect-EnvelopeFile -KeyId alias/Apollo/WorkKey -EncryptionContext @{ project = 'Apollo' } -RemoveSource -Confirm:$false -PassThru | Format-Table -AutoSize | Out-Wide
+        Get-ChildItem ./data -Recurse -File | EnvelopeKms\Protect-EnvelopeFile -KeyId alias/Apollo/WorkKey -EncryptionContext @{ project = 'Apollo' } -RemoveSource -Confirm:$false -PassThru | Format-Table -AutoSize | Out-Wide
 
         Show 'Get-ChildItem ./data -Recurse -Filter *.ekms | Get-EnvelopeFileInfo   (no KMS call)'
-        Get-ChildItem ./data -Recurse -Filter *.ekms | Get-EnvelopeFileInfo | Format-Table -AutoSize | Out-Wide
-        Get-EnvelopeFileInfo -LiteralPath data/sales.csv.ekms | Format-List | Out-Wide
+        Get-ChildItem ./data -Recurse -Filter *.ekms | EnvelopeKms\Get-EnvelopeFileInfo | Format-Table -AutoSize | Out-Wide
+        EnvelopeKms\Get-EnvelopeFileInfo -LiteralPath data/sales.csv.ekms | Format-List | Out-Wide
 
         Show "Get-ChildItem ./data -Recurse -Filter *.ekms | Unprotect-EnvelopeFile -EncryptionContext @{ project = 'Apollo' } -PassThru"
-        Get-ChildItem ./data -Recurse -Filter *.ekms | Unprotect-EnvelopeFile -EncryptionContext @{ project = 'Apollo' } -PassThru | Format-Table -AutoSize | Out-Wide
+        Get-ChildItem ./data -Recurse -Filter *.ekms | EnvelopeKms\Unprotect-EnvelopeFile -EncryptionContext @{ project = 'Apollo' } -PassThru | Format-Table -AutoSize | Out-Wide
 
         Show 'Checking every file against its original hash'
         $bad = 0
@@ -70,7 +70,7 @@ try {
     }
     finally {
         Pop-Location
-        Disconnect-Kms -ErrorAction SilentlyContinue
+        EnvelopeKms\Disconnect-Kms -ErrorAction SilentlyContinue
     }
 }
 finally {

@@ -9,7 +9,8 @@
       * <Cmdlet>.md          -> one <command:command> in <OutputPath>/<HelpFile> (EnvelopeKms.dll-Help.xml)
       * about_<Topic>.md     -> <OutputPath>/about_<Topic>.help.txt
 
-    The markdown gives what a person writes: synopsis, description, examples, parameter descriptions, inputs,
+    The markdown gives what a person writes: the online version (front matter, written as the first related link
+    as platyPS does, so Get-Help -Online opens it; relative links to sibling pages are made absolute against it), synopsis, description, examples, parameter descriptions, inputs,
     outputs, notes and related links. Everything that can drift from the code is read from the real cmdlets
     instead: SYNTAX, and each parameter's type, parameter sets, required/position, pipeline input, wildcards,
     aliases, valid values and default value. That metadata is read in a child pwsh that imports the staged module,
@@ -17,7 +18,7 @@
 
     The script fails, listing every problem at once, when an exported cmdlet has no markdown, a markdown file names
     a cmdlet the module does not export, a documented parameter does not exist, a real parameter (other than the
-    common parameters) is not documented, a cmdlet lacks a synopsis, a description or an example, or an
+    common parameters) is not documented, a cmdlet lacks an absolute https online version, a synopsis, a description or an example, or an
     example lacks its code block or the explanation after it.
 
     A parameter's default value comes from a fresh instance of the cmdlet class; a ```yaml block under the
@@ -209,15 +210,20 @@ function Read-CommandMarkdown {
     param([string] $Path)
     $text = (Get-Content -LiteralPath $Path -Raw) -replace "`r`n", "`n"
     $lines = $text -split "`n"
+    $online = ''
     if ($lines.Count -and $lines[0].Trim() -eq '---') {
         $end = [Array]::IndexOf($lines, '---', 1)
-        if ($end -gt 0) { $lines = $lines[($end + 1)..($lines.Count - 1)] }
+        if ($end -gt 0) {
+            # platyPS front matter; "online version:" is the page Get-Help -Online opens.
+            foreach ($line in $lines[1..($end - 1)]) { if ($line -match '^online version:\s*(.*)$') { $online = $Matches[1].Trim() } }
+            $lines = $lines[($end + 1)..($lines.Count - 1)]
+        }
     }
     $top = Split-Section $lines '#'
     if ($top.Sections.Count -ne 1) { throw "New-MamlHelp: '$Path' must have exactly one '# <Name>' heading." }
     $name = $top.Sections[0].Title
     $doc = [ordered]@{
-        Path = $Path; Name = $name; Synopsis = ''; Description = @(); Examples = @(); Parameters = [ordered]@{}
+        Path = $Path; Name = $name; OnlineVersion = $online; Synopsis = ''; Description = @(); Examples = @(); Parameters = [ordered]@{}
         Inputs = @(); Outputs = @(); Notes = @(); Links = @()
     }
     foreach ($section in (Split-Section $top.Sections[0].Lines '##').Sections) {
@@ -434,7 +440,14 @@ function Write-Command {
     $Writer.WriteEndElement()
 
     $Writer.WriteStartElement('command', 'relatedLinks', $ns.command)
-    foreach ($link in $Doc.Links) {
+    # As platyPS does: the online version first, since Get-Help -Online opens the first link's URI.
+    $links = @(@{ Text = 'Online Version:'; Uri = $Doc.OnlineVersion }) + @($Doc.Links | ForEach-Object {
+            # A link to a sibling help page (Protect-EnvelopeFile.md) is only valid on the web: make it absolute there.
+            $uri = $_.Uri
+            if ($uri -and -not [uri]::IsWellFormedUriString($uri, [UriKind]::Absolute)) { $uri = [uri]::new([uri] $Doc.OnlineVersion, $uri).AbsoluteUri }
+            @{ Text = $_.Text; Uri = $uri }
+        })
+    foreach ($link in $links) {
         $Writer.WriteStartElement('maml', 'navigationLink', $ns.maml)
         $Writer.WriteElementString('maml', 'linkText', $ns.maml, $link.Text)
         $Writer.WriteElementString('maml', 'uri', $ns.maml, $link.Uri)
@@ -497,6 +510,10 @@ foreach ($meta in $metadata) {
     $doc = $docs[$meta.Name]
     if (-not $doc) { $problems.Add("$($meta.Name) has no help markdown: add $(Join-Path $SourcePath "$($meta.Name).md")."); continue }
     if (-not $doc.Synopsis) { $problems.Add("$($meta.Name).md: empty SYNOPSIS.") }
+    $onlineUri = $null
+    if (-not [uri]::TryCreate($doc.OnlineVersion, [UriKind]::Absolute, [ref] $onlineUri) -or $onlineUri.Scheme -ne 'https') {
+        $problems.Add("$($meta.Name).md: 'online version:' must be an absolute https URI (Get-Help -Online opens it), not '$($doc.OnlineVersion)'.")
+    }
     if (-not $doc.Description.Count) { $problems.Add("$($meta.Name).md: empty DESCRIPTION.") }
     if (-not @($doc.Examples).Count) { $problems.Add("$($meta.Name).md: no example.") }
     foreach ($example in $doc.Examples) {

@@ -77,6 +77,17 @@ Describe 'Get-Help <Name>' -ForEach $cmdlets {
         $documented | Should -Be $real
     }
 
+    It 'has an online version: an absolute https URI of its page, first among the related links (Get-Help -Online opens it)' {
+        $links = @($help.relatedLinks.navigationLink)
+        $first = $links[0].uri
+        $uri = $null
+        [uri]::TryCreate($first, [UriKind]::Absolute, [ref] $uri) | Should -BeTrue -Because "'$first' must be absolute"
+        $uri.Scheme | Should -Be 'https'
+        $first | Should -Be "https://github.com/envelopekms/EnvelopeKms/blob/main/docs/en-US/$Name.md"
+        # No related link is relative either (a relative one is what made -Online fail before).
+        foreach ($link in $links | Where-Object { $_.uri }) { [uri]::IsWellFormedUriString($link.uri, [UriKind]::Absolute) | Should -BeTrue -Because "'$($link.uri)' must be absolute" }
+    }
+
     It 'shows the real parameter sets in SYNTAX' {
         @($help.syntax.syntaxItem).Count | Should -Be @($command.ParameterSets).Count
     }

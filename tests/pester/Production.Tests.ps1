@@ -4,28 +4,18 @@
 # substitutions are described at the end of the page ("How this page is tested"); this file implements exactly those.
 
 BeforeDiscovery {
-    $docPath = Join-Path $PSScriptRoot '../../docs/production.md'
-    # A fenced block with the doc-test marker on the line before it (if any).
-    $lines = Get-Content -LiteralPath $docPath
-    $blocks = [Collections.Generic.List[object]]::new()
-    for ($i = 0; $i -lt $lines.Count; $i++) {
-        if ($lines[$i] -notmatch '^```(\w+)\s*$') { continue }
-        $language = $Matches[1]
-        $marker = if ($i -gt 0 -and $lines[$i - 1] -match '^<!-- doc-test: (.+) -->$') { $Matches[1] } else { $null }
-        $start = $i + 1
-        do { $i++ } while ($i -lt $lines.Count -and $lines[$i] -notmatch '^```\s*$')
-        $blocks.Add([pscustomobject]@{ Language = $language; Marker = $marker; Line = $start; Text = ($lines[$start..($i - 1)] -join "`n") })
-    }
+    . (Join-Path $PSScriptRoot 'DocTest.ps1')
+    $blocks = @(Get-MarkdownCodeBlock -Path (Join-Path $PSScriptRoot '../../docs/production.md'))
     $script:PowerShellBlocks = @($blocks | Where-Object Language -EQ 'powershell' | ForEach-Object -Begin { $n = 0 } -Process {
             $n++
             @{ Number = $n; Line = $_.Line; Marker = $_.Marker; Text = $_.Text; First = ($_.Text -split "`n")[0] }
         })
     $script:Runnable = @($PowerShellBlocks | Where-Object { $_.Marker -notlike 'not offline:*' })
-    $script:PolicyBlocks = @($blocks | Where-Object { $_.Language -eq 'json' -and $_.Marker -like 'policy *' })
 }
 
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
+    . (Join-Path $PSScriptRoot 'DocTest.ps1')
     Import-Module (Join-Path $ModulePath 'EnvelopeKms.psd1') -Force
     $script:Account = '1234567890123456'
     $script:Principals = 'keyadmin', 'writer', 'reader', 'rotation', 'ci'
@@ -56,16 +46,9 @@ BeforeAll {
     }
 
     # One session for the whole page, as one admin would have.
-    $script:Session = [powershell]::Create([initialsessionstate]::CreateDefault2())
-    function Invoke-InSession([string] $Script) {
-        $Session.Commands.Clear()
-        $Session.Streams.ClearStreams()
-        $output = $Session.AddScript($Script).Invoke()
-        if ($Session.Streams.Error.Count -gt 0) { throw "The block wrote errors: $($Session.Streams.Error -join ' | ')" }
-        $output
-    }
+    $script:Session = New-DocSession -ModuleManifest (Join-Path $ModulePath 'EnvelopeKms.psd1') -WorkingDirectory $Work
+    function Invoke-InSession([string] $Script) { Invoke-DocSession $Session $Script }
     function Get-SessionValue([string] $Name) { $Session.Runspace.SessionStateProxy.GetVariable($Name) }
-    $null = Invoke-InSession "Import-Module '$(Join-Path $ModulePath 'EnvelopeKms.psd1')'; Set-Location -LiteralPath '$Work'; `$ErrorActionPreference = 'Stop'"
 
     function Get-PlaceholderValues {
         @{
@@ -95,11 +78,7 @@ BeforeAll {
 
     # The page's endpoints and regions, pointed at the local servers.
     function Convert-ToLocal([string] $Text) {
-        foreach ($region in @{ 'cn-hangzhou' = $Hangzhou.Endpoint; 'cn-shanghai' = $Shanghai.Endpoint }.GetEnumerator()) {
-            $Text = $Text.Replace("https://kms.$($region.Key).aliyuncs.com", $region.Value).Replace("https://kms-vpc.$($region.Key).aliyuncs.com", $region.Value)
-        }
-        $map = "@{ 'cn-hangzhou' = '$($Hangzhou.Endpoint)'; 'cn-shanghai' = '$($Shanghai.Endpoint)' }"
-        (($Text -split "`n") | ForEach-Object { if ($_ -match '^\s*Connect-Kms\b' -and $_ -notmatch '-RegionEndpoint') { "$_ -RegionEndpoint $map" } else { $_ } }) -join "`n"
+        Convert-DocEndpointToLocal -Text $Text -Endpoints ([ordered]@{ 'cn-hangzhou' = $Hangzhou.Endpoint; 'cn-shanghai' = $Shanghai.Endpoint })
     }
 
     function Set-Identity([string] $Id, [string] $Secret, [string] $Token) {
@@ -116,7 +95,7 @@ BeforeAll {
 
 AfterAll {
     foreach ($entry in $SavedEnvironment.GetEnumerator()) { [Environment]::SetEnvironmentVariable($entry.Key, $entry.Value) }
-    if ($Session) { $Session.Dispose() }
+    Remove-DocSession $Session
     Stop-TestKmsServer $Hangzhou
     Stop-TestKmsServer $Shanghai
 }
